@@ -1,0 +1,40 @@
+# StyleFusion: make install | run | test | bench
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: install install-dev run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(BIN)/stylefusion-server --host $(HOST) --port $(PORT) --models-dir models --data-dir var
+
+lint: install-dev
+	$(BIN)/ruff check stylefusion server tests bench
+	$(BIN)/ruff format --check stylefusion server tests bench
+
+test: install-dev lint
+	$(BIN)/python -m pytest -q -ra
+
+bench: install
+	$(BIN)/python bench/run.py --output bench/results.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""Device selection and CPU thread settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from .errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map 'auto' | 'cpu' | 'cuda[:N]' to a torch.device, failing clearly if CUDA is absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InvalidInput("--device cuda was asked for but no CUDA GPU is available")
+        return torch.device(name)
+    raise InvalidInput(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+
+
+def default_variant(device: torch.device) -> str:
+    """The transformer variant a device runs by default: full on GPU, lite on CPU."""
+    return "full" if device.type == "cuda" else "lite"
+
+
+def configure_cpu_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op thread count (default: all cores) and return it."""
+    count = threads or len(os.sched_getaffinity(0))
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count

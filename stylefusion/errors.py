@@ -1,0 +1,25 @@
+"""Domain exceptions; the CLI turns them into exit code 2, the server into 4xx JSON."""
+
+
+class StyleFusionError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class InvalidInput(StyleFusionError):
+    """The caller gave something unusable (bad value, missing file, unknown name)."""
+
+
+class MediaError(InvalidInput):
+    """A file is not a decodable image or video."""
+
+
+class StyleNotFound(InvalidInput):
+    """No style of that name or path exists."""
+
+
+class StyleFormatError(StyleFusionError):
+    """A style folder or weights file is wrong, old or damaged."""
+
+
+class Cancelled(StyleFusionError):
+    """A long-running operation was cancelled through its cancel flag."""

@@ -1,0 +1,106 @@
+"""Inference: batches of uint8 frames through one style transformer, on CPU or CUDA."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .devices import configure_cpu_threads, default_variant, resolve_device
+from .errors import InvalidInput
+from .style_folder import load_transformer, pick_variant, read_style
+from .transformer_net import TransformerNet
+
+log = logging.getLogger(__name__)
+
+Frames = np.ndarray | torch.Tensor | Sequence[np.ndarray]
+
+
+class Stylizer:
+    """Runs one transformer on (B, H, W, 3) uint8 RGB frames; meant for one inference thread."""
+
+    def __init__(
+        self,
+        model: TransformerNet,
+        device: torch.device | str = "auto",
+        *,
+        half: bool | None = None,
+        compile: bool | None = None,
+        threads: int | None = None,
+        name: str = "",
+        variant: str = "",
+    ) -> None:
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.name = name
+        self.variant = variant
+        cuda = self.device.type == "cuda"
+        self.half = cuda if half is None else half
+        self.dtype = torch.float16 if self.half else torch.float32
+        if not cuda:
+            configure_cpu_threads(threads)
+        model = model.eval().requires_grad_(False).to(self.device, self.dtype)
+        if cuda:
+            model = model.to(memory_format=torch.channels_last)
+        self.model: torch.nn.Module = model
+        if compile if compile is not None else cuda:
+            self.model = torch.compile(model, mode="max-autotune-no-cudagraphs", dynamic=False)
+
+    @classmethod
+    def from_style(
+        cls,
+        folder: str | Path,
+        variant: str | None = None,
+        device: torch.device | str = "auto",
+        **kwargs: object,
+    ) -> Stylizer:
+        """Load a style folder's variant (default: full on CUDA, lite on CPU) onto a device."""
+        dev = resolve_device(device) if isinstance(device, str) else device
+        info = read_style(Path(folder))
+        chosen = pick_variant(info, variant, default_variant(dev))
+        model = load_transformer(info.path, chosen)
+        return cls(model, dev, name=info.name, variant=chosen, **kwargs)  # type: ignore[arg-type]
+
+    def warm_up(self, height: int = 240, width: int = 320, batch: int = 1) -> float:
+        """Run one dummy batch (compiles kernels on CUDA); returns seconds taken."""
+        start = time.perf_counter()
+        self(np.zeros((batch, height, width, 3), np.uint8))
+        return time.perf_counter() - start
+
+    @torch.inference_mode()
+    def __call__(self, frames: Frames, strength: float = 1.0) -> np.ndarray:
+        """Stylize frames; `strength` in 0..1 blends the result with the input."""
+        if not 0.0 <= strength <= 1.0:
+            raise InvalidInput(f"strength must be within 0..1, got {strength}")
+        batch = _as_tensor(frames).to(self.device, non_blocking=True)  # (B, H, W, 3) uint8
+        x = batch.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)  # (B, 3, H, W) in [0, 1]
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self.model(x) if strength > 0 else x
+        if strength < 1.0:
+            y = torch.lerp(x, y, strength)
+        out = y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (B, H, W, 3) uint8
+
+
+def _as_tensor(frames: Frames) -> torch.Tensor:
+    """Accept a uint8 (B, H, W, 3) array/tensor, a single (H, W, 3) frame, or a list of frames."""
+    if isinstance(frames, torch.Tensor):
+        t = frames
+    elif isinstance(frames, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(frames))
+    else:
+        if not frames:
+            raise InvalidInput("no frames to stylize")
+        shapes = {f.shape for f in frames}
+        if len(shapes) != 1:
+            raise InvalidInput(f"frames in one batch must share a size, got {sorted(shapes)}")
+        t = torch.from_numpy(np.stack(frames))
+    if t.ndim == 3:
+        t = t.unsqueeze(0)
+    if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8:
+        raise InvalidInput(f"expected uint8 frames of shape (B, H, W, 3), got {tuple(t.shape)}")
+    return t

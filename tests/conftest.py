@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny seeded style folders and small synthetic inputs (nothing downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylefusion.style_folder import save_transformer
+from stylefusion.transformer_net import TransformerConfig, TransformerNet
+
+TINY = TransformerConfig(channels=(4, 8, 8), residual_blocks=1, edge_kernel=3)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads() -> None:
+    # CI has 2 cores; tiny models gain nothing from more threads
+    torch.set_num_threads(1)
+
+
+def make_style_image(path: Path, seed: int, size: int = 64) -> Path:
+    """A small, seeded, colourful 'painting'."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def make_tiny_style(models_dir: Path, name: str, seed: int, variants=("full", "lite")) -> Path:
+    """A style folder with tiny random (non-identity) transformers, seeded."""
+    folder = models_dir / name
+    image = make_style_image(models_dir / f".{name}-src.png", seed)
+    for variant in variants:
+        torch.manual_seed(seed)
+        save_transformer(folder, variant, TransformerNet(TINY), name=name, style_image=image)
+    image.unlink()
+    return folder
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    """A models dir with two tiny styles, 'alpha' and 'beta', each with full and lite weights."""
+    root = tmp_path / "models"
+    root.mkdir()
+    make_tiny_style(root, "alpha", seed=1)
+    make_tiny_style(root, "beta", seed=2)
+    return root
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    """A folder of six small seeded photos (smooth gradients plus noise), one in a subfolder."""
+    root = tmp_path / "content"
+    (root / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        h, w = 48 + 8 * i, 64
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([xx * 4, yy * 4, (xx + yy) * 2], axis=-1) % 256
+        noise = rng.integers(0, 40, (h, w, 3))
+        img = np.clip(base + noise, 0, 255).astype(np.uint8)
+        folder = root / "sub" if i == 5 else root
+        Image.fromarray(img).save(folder / f"photo{i}.jpg")
+    return root

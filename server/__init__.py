@@ -1,0 +1,1 @@
+"""StyleFusion live server: aiohttp app, WebRTC signalling, batched inference, admin jobs."""

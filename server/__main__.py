@@ -1,0 +1,88 @@
+"""Command-line edge of the live server: `stylefusion-server` / `python -m server`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from .config import ServerConfig
+
+MB = 2**20
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The server's argparse parser (the contract's options plus a few extras)."""
+    p = argparse.ArgumentParser(
+        prog="stylefusion-server", description="StyleFusion live WebRTC style-transfer server."
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="style folders")
+    p.add_argument("--data-dir", type=Path, default=Path("var"), help="jobs, uploads, results")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--variant", choices=("full", "lite"), help="default: lite on CPU, full on GPU")
+    p.add_argument("--max-peers", type=int, default=8, help="live viewers at once (503 beyond)")
+    p.add_argument("--max-batch", type=int, default=8, help="frames per model call at most")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="wait for more peers' frames")
+    p.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN URL (repeatable), e.g. stun:stun.l.google.com:19302",
+    )
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("STYLEFUSION_ADMIN_TOKEN"),
+        help="bearer token of the admin API (default: env STYLEFUSION_ADMIN_TOKEN)",
+    )
+    p.add_argument("--max-jobs", type=int, default=1, help="background jobs running at once")
+    p.add_argument("--max-clip-mb", type=float, default=512, help="largest clip upload (MiB)")
+    p.add_argument("--max-image-mb", type=float, default=25, help="largest image upload (MiB)")
+    p.add_argument("--no-marker-bit", action="store_true", help="keep aiortc's stock jitter buffer")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """Turn parsed arguments into a ServerConfig."""
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        models_dir=args.models_dir,
+        data_dir=args.data_dir,
+        device=args.device,
+        variant=args.variant,
+        max_peers=args.max_peers,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        ice_servers=tuple(args.ice_server),
+        admin_token=args.admin_token or None,
+        max_jobs=args.max_jobs,
+        max_clip_bytes=int(args.max_clip_mb * MB),
+        max_image_bytes=int(args.max_image_mb * MB),
+        marker_bit=not args.no_marker_bit,
+        threads=args.threads,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options and serve until interrupted."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = config_from_args(args)
+    from aiohttp import web
+
+    from .app import create_app
+
+    web.run_app(create_app(config), host=config.host, port=config.port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

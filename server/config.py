@@ -1,0 +1,33 @@
+"""ServerConfig: every option of the live server, as one frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Options of `stylefusion-server`; built by the CLI edge, read by create_app()."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    models_dir: Path = Path("models")
+    data_dir: Path = Path("var")
+    device: str = "auto"
+    variant: str | None = None
+    max_peers: int = 8
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    ice_servers: tuple[str, ...] = ()
+    admin_token: str | None = None
+    max_jobs: int = 1
+    max_clip_bytes: int = 512 * 2**20
+    max_image_bytes: int = 25 * 2**20
+    web_dir: Path = WEB_DIR
+    marker_bit: bool = True  # complete video frames on the RTP marker bit (one frame less lag)
+    rescan_interval_s: float = 2.0  # how often the models dir is polled for new styles
+    stats_interval_s: float = 1.0  # how often each peer gets an {"event": "stats"} message
+    threads: int | None = None  # CPU threads of the inference thread (default: all cores)

@@ -1,0 +1,21 @@
+"""Every typed AppKey of the application, declared in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .config import ServerConfig
+
+if TYPE_CHECKING:
+    from .batcher import Batcher
+    from .metrics import Metrics
+    from .peers import PeerSet
+    from .registry import StyleRegistry
+
+CONFIG = web.AppKey("config", ServerConfig)
+REGISTRY: web.AppKey[StyleRegistry] = web.AppKey("registry")
+BATCHER: web.AppKey[Batcher] = web.AppKey("batcher")
+PEERS: web.AppKey[PeerSet] = web.AppKey("peers")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

@@ -100,7 +100,7 @@ def read_style(folder: Path) -> StyleInfo:
 
 
 def list_styles(models_dir: Path) -> list[StyleInfo]:
-    """Every valid style folder under models_dir, sorted by name; broken ones are logged, skipped."""
+    """Every valid style folder under models_dir, by name; broken ones are logged and skipped."""
     styles: list[StyleInfo] = []
     root = Path(models_dir)
     if not root.is_dir():
@@ -149,7 +149,9 @@ def load_transformer(folder: Path, variant: str) -> TransformerNet:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise StyleFormatError(f"{path} does not match the architecture in meta.json: {first}")
+        raise StyleFormatError(
+            f"{path} does not match the architecture in meta.json: {first}"
+        ) from None
     return model.eval()
 
 

@@ -79,10 +79,10 @@ class Stylizer:
         x = batch.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)  # (B, 3, H, W) in [0, 1]
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        y = self.model(x) if strength > 0 else x
+        y = self.model(x).clamp_(0.0, 1.0) if strength > 0 else x
         if strength < 1.0:
             y = torch.lerp(x, y, strength)
-        out = y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        out = y.mul_(255.0).round_().to(torch.uint8)
         return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (B, H, W, 3) uint8
 
 

@@ -46,6 +46,9 @@ VARIANTS: dict[str, TransformerConfig] = {
 }
 
 
+MIN_SIDE = 16  # smaller inputs are padded up to this, then cropped back
+
+
 class ConvLayer(nn.Module):
     """Reflection padding then a convolution, so borders carry no zero-padding artefacts."""
 
@@ -97,7 +100,7 @@ class UpsampleConv(nn.Module):
 
 
 class TransformerNet(nn.Module):
-    """Image-to-image style transformer; any input size (padded to a multiple of 4, cropped back)."""
+    """Image-to-image style transformer; any input size (padded to a multiple of 4, cropped)."""
 
     def __init__(self, config: TransformerConfig = VARIANTS["full"]) -> None:
         super().__init__()
@@ -115,9 +118,10 @@ class TransformerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 3, H, W) float RGB in [0, 1] -> (B, 3, H, W) float RGB, roughly [0, 1]
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % 4, (-w) % 4
+        # multiples of 4 survive the two stride-2 convs; MIN_SIDE keeps every reflection pad legal
+        pad_h = max(MIN_SIDE, h + (-h) % 4) - h
+        pad_w = max(MIN_SIDE, w + (-w) % 4) - w
         if pad_h or pad_w:
-            # reflection needs pad < size; replicate covers tiny inputs
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         y = self.down3(self.down2(self.down1(x)))  # (B, c3, H/4, W/4)

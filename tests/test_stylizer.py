@@ -1,0 +1,69 @@
+"""The Stylizer: uint8 frames in, uint8 frames of the same size out, strength blending."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stylefusion.errors import InvalidInput
+from stylefusion.stylizer import Stylizer
+
+
+@pytest.fixture
+def frames() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (3, 30, 41, 3), dtype=np.uint8)
+
+
+def test_cpu_picks_lite_and_keeps_size(models_dir: Path, frames: np.ndarray) -> None:
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    assert stylizer.variant == "lite"
+    assert stylizer.name == "alpha"
+    out = stylizer(frames)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - frames).mean() > 5  # a non-identity style changes the picture
+
+
+def test_variant_can_be_forced(models_dir: Path, frames: np.ndarray) -> None:
+    assert Stylizer.from_style(models_dir / "alpha", "full", device="cpu").variant == "full"
+
+
+def test_accepts_lists_single_frames_and_tensors(models_dir: Path, frames: np.ndarray) -> None:
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    batch = stylizer(frames)
+    assert np.array_equal(stylizer(list(frames)), batch)
+    assert np.array_equal(stylizer(frames[0]), batch[:1])
+    assert np.array_equal(stylizer(torch.from_numpy(frames)), batch)
+
+
+def test_strength_blends_with_the_input(models_dir: Path, frames: np.ndarray) -> None:
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    assert np.array_equal(stylizer(frames, strength=0.0), frames)
+    full = stylizer(frames).astype(float)
+    half = stylizer(frames, strength=0.5).astype(float)
+    np.testing.assert_allclose(half, (full + frames) / 2, atol=1.01)
+
+
+def test_different_styles_give_different_pictures(models_dir: Path, frames: np.ndarray) -> None:
+    a = Stylizer.from_style(models_dir / "alpha", device="cpu")(frames)
+    b = Stylizer.from_style(models_dir / "beta", device="cpu")(frames)
+    assert np.abs(a.astype(int) - b).mean() > 5
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((2, 8, 8), np.uint8), np.zeros((1, 8, 8, 3), np.float32), []],
+)
+def test_bad_frames_are_refused(models_dir: Path, bad) -> None:
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    with pytest.raises(InvalidInput):
+        stylizer(bad)
+
+
+def test_mixed_sizes_and_bad_strength_are_refused(models_dir: Path, frames: np.ndarray) -> None:
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    with pytest.raises(InvalidInput, match="share a size"):
+        stylizer([frames[0], frames[0, :10]])
+    with pytest.raises(InvalidInput, match="strength"):
+        stylizer(frames, strength=1.5)

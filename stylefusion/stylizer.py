@@ -45,9 +45,12 @@ class Stylizer:
         model = model.eval().requires_grad_(False).to(self.device, self.dtype)
         if cuda:
             model = model.to(memory_format=torch.channels_last)
+        self.eager: torch.nn.Module = model
         self.model: torch.nn.Module = model
         if compile if compile is not None else cuda:
-            self.model = torch.compile(model, mode="max-autotune-no-cudagraphs", dynamic=False)
+            # one compiled graph per (batch, size) seen; every style shares forward's code object
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+            self.model = torch.compile(model)  # type: ignore[assignment]
 
     @classmethod
     def from_style(
@@ -79,11 +82,22 @@ class Stylizer:
         x = batch.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)  # (B, 3, H, W) in [0, 1]
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        y = self.model(x).clamp_(0.0, 1.0) if strength > 0 else x
+        y = self._forward(x).clamp_(0.0, 1.0) if strength > 0 else x
         if strength < 1.0:
             y = torch.lerp(x, y, strength)
         out = y.mul_(255.0).round_().to(torch.uint8)
         return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (B, H, W, 3) uint8
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The (compiled) model; falls back to eager for good if compilation fails here."""
+        if self.model is self.eager:
+            return self.eager(x)
+        try:
+            return self.model(x)
+        except Exception as exc:  # compiler toolchains vary; eager always works
+            log.warning("torch.compile failed (%s); %s runs eager", exc, self.name or "model")
+            self.model = self.eager
+            return self.eager(x)
 
 
 def _as_tensor(frames: Frames) -> torch.Tensor:

@@ -67,3 +67,15 @@ def test_mixed_sizes_and_bad_strength_are_refused(models_dir: Path, frames: np.n
         stylizer([frames[0], frames[0, :10]])
     with pytest.raises(InvalidInput, match="strength"):
         stylizer(frames, strength=1.5)
+
+
+def test_compiled_model_that_fails_falls_back_to_eager(models_dir: Path, frames) -> None:
+    eager = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu")
+
+    def broken(x):
+        raise RuntimeError("no compiler here")
+
+    stylizer.model = broken  # what a failing torch.compile backend looks like
+    assert np.array_equal(stylizer(frames), eager(frames))
+    assert stylizer.model is stylizer.eager

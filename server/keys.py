@@ -10,6 +10,8 @@ from .config import ServerConfig
 
 if TYPE_CHECKING:
     from .batcher import Batcher
+    from .jobs.runner import JobRunner
+    from .jobs.store import JobStore
     from .metrics import Metrics
     from .peers import PeerSet
     from .registry import StyleRegistry
@@ -19,3 +21,5 @@ REGISTRY: web.AppKey[StyleRegistry] = web.AppKey("registry")
 BATCHER: web.AppKey[Batcher] = web.AppKey("batcher")
 PEERS: web.AppKey[PeerSet] = web.AppKey("peers")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+JOB_STORE: web.AppKey[JobStore] = web.AppKey("job_store")
+JOB_RUNNER: web.AppKey[JobRunner] = web.AppKey("job_runner")

@@ -1,0 +1,137 @@
+"""Supervises the spawned worker processes: starts them when work is queued, restarts the dead."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Awaitable, Callable
+from multiprocessing.process import BaseProcess
+
+from . import worker
+from .store import JobStore
+from .worker import PEERS_SETTING, WorkerSettings
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # a job whose worker died this many times is failed, not retried
+SUPERVISE_EVERY_S = 0.5
+STOP_GRACE_S = 15.0  # time a worker gets to checkpoint and leave before it is killed
+
+
+class JobRunner:
+    """Keeps up to `workers` job processes alive while jobs are queued or running."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        settings: WorkerSettings,
+        workers: int = 1,
+        on_style: Callable[[str], Awaitable[None]] | None = None,
+        live_peers: Callable[[], int] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.workers = max(1, workers)
+        self.on_style = on_style
+        self.live_peers = live_peers or (lambda: 0)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self._procs: list[BaseProcess] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._peers_written: int | None = None
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return [p.pid for p in self._procs if p.pid is not None and p.is_alive()]
+
+    async def start(self) -> None:
+        """Re-queue jobs a previous server left running, then supervise in the background."""
+        for job in await asyncio.to_thread(self.store.running):
+            log.info("re-queueing job %s left running by a previous server", job.id)
+            await asyncio.to_thread(self.store.requeue, job.id, None)
+        self._task = asyncio.create_task(self._supervise(), name="job-runner")
+
+    def wake(self) -> None:
+        """A job was queued: check for work now instead of at the next tick."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Ask workers to checkpoint and leave (their jobs go back to the queue), then reap."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._stop.set()
+        for proc in self._procs:
+            await asyncio.to_thread(proc.join, STOP_GRACE_S)
+            if proc.is_alive():
+                log.warning("worker %s did not stop in time; killing it", proc.pid)
+                proc.kill()
+                await asyncio.to_thread(proc.join, 5)
+            self._requeue_orphans(proc)
+        self._procs.clear()
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("job runner tick failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SUPERVISE_EVERY_S)
+
+    async def _tick(self) -> None:
+        for proc in [p for p in self._procs if not p.is_alive()]:
+            await asyncio.to_thread(self._reap, proc)
+        if len(self._procs) < self.workers and await asyncio.to_thread(self._has_work):
+            await asyncio.to_thread(self._spawn)
+        await self._publish_peers()
+        await self._announce_styles()
+
+    def _has_work(self) -> bool:
+        return self.store.count("queued") > 0
+
+    def _spawn(self) -> None:
+        proc = self._ctx.Process(
+            target=worker.main,
+            args=(self.settings, self._stop, os.getpid()),
+            name="stylefusion-job-worker",
+            daemon=True,
+        )
+        proc.start()
+        self._procs.append(proc)
+        log.info("started job worker %s", proc.pid)
+
+    def _reap(self, proc: BaseProcess) -> None:
+        """A worker died: requeue (or fail) its jobs and forget it; the next tick respawns."""
+        proc.join(0)
+        log.warning("job worker %s exited with code %s", proc.pid, proc.exitcode)
+        self._requeue_orphans(proc)
+        self._procs.remove(proc)
+
+    def _requeue_orphans(self, proc: BaseProcess) -> None:
+        for job in self.store.running(worker_pid=proc.pid):
+            if job.attempts >= MAX_ATTEMPTS:
+                self.store.finish(job.id, "failed", error="the job worker crashed repeatedly")
+            else:
+                log.info("re-queueing job %s after its worker ended", job.id)
+                self.store.requeue(job.id, None)
+
+    async def _publish_peers(self) -> None:
+        """Tell the worker how many live viewers there are, so it can yield to them."""
+        peers = self.live_peers()
+        if peers != self._peers_written:
+            await asyncio.to_thread(self.store.set_setting, PEERS_SETTING, str(peers))
+            self._peers_written = peers
+
+    async def _announce_styles(self) -> None:
+        """After a training job ends, rescan the registry so the style goes live at once."""
+        for job in await asyncio.to_thread(self.store.unannounced_styles):
+            if self.on_style is not None:
+                await self.on_style(job.params["name"])
+            await asyncio.to_thread(self.store.mark_announced, job.id)

@@ -78,9 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     from aiohttp import web
 
+    from stylefusion.errors import StyleFusionError
+
     from .app import create_app
 
-    web.run_app(create_app(config), host=config.host, port=config.port)
+    try:
+        web.run_app(create_app(config), host=config.host, port=config.port)
+    except StyleFusionError as exc:
+        logging.getLogger("server").error("%s", exc)
+        return 2
     return 0
 
 

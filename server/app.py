@@ -1,0 +1,112 @@
+"""The application factory: routes, shared objects on AppKeys, long-lived resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from stylefusion.devices import resolve_device
+
+from . import signalling, styles_api
+from .batcher import Batcher
+from .config import ServerConfig
+from .jobs import setup_jobs
+from .keys import BATCHER, CONFIG, METRICS, PEERS, REGISTRY
+from .metrics import Metrics
+from .middleware import error_middleware
+from .peers import PeerSet
+from .registry import StyleRegistry
+
+log = logging.getLogger(__name__)
+
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    """Build the aiohttp app: live page, signalling, styles, metrics, and the jobs API."""
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=max(config.max_clip_bytes, config.max_image_bytes, 2**20),
+    )
+    metrics = Metrics()
+    registry = StyleRegistry(
+        config.models_dir, resolve_device(config.device), config.variant, config.threads
+    )
+    batcher = Batcher(registry.stylizer, config.max_batch, config.max_wait_ms / 1000, metrics)
+    app[CONFIG], app[METRICS], app[REGISTRY] = config, metrics, registry
+    app[BATCHER], app[PEERS] = batcher, PeerSet(config.max_peers, batcher, metrics)
+    app.cleanup_ctx.append(live_context)
+    add_routes(app, config)
+    setup_jobs(app)
+    return app
+
+
+def add_routes(app: web.Application, config: ServerConfig) -> None:
+    """The live server's routes (the jobs API adds its own)."""
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/config", page_config)
+    app.router.add_get("/api/styles", styles_api.list_styles)
+    app.router.add_get("/api/styles/{name}/thumbnail", styles_api.thumbnail)
+    app.router.add_post("/offer", signalling.offer)
+    app.router.add_static("/static/", config.web_dir, append_version=False)
+
+
+async def live_context(app: web.Application) -> AsyncIterator[None]:
+    """Load every style, start the inference thread and polling; close all peers on exit."""
+    config, metrics = app[CONFIG], app[METRICS]
+    registry, batcher, peers = app[REGISTRY], app[BATCHER], app[PEERS]
+
+    def announce(styles: object) -> None:
+        metrics.styles_loaded.set(len(registry.loaded()))
+        peers.broadcast({"event": "styles", **styles_api.styles_payload(registry)})
+
+    registry.on_change(announce)
+    await registry.rescan()
+    batcher.start()
+    log.info("serving %d style(s) on %s", len(registry.loaded()), registry.device)
+    polling = asyncio.create_task(registry.poll(config.rescan_interval_s), name="style-polling")
+    try:
+        yield
+    finally:
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+        await peers.close_all()
+        await batcher.stop()
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """GET /: the live page."""
+    return web.FileResponse(request.app[CONFIG].web_dir / "index.html", headers=NO_CACHE)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: status, device, styles, live peers."""
+    registry = request.app[REGISTRY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "device": str(registry.device),
+            "variant": registry.preferred_variant,
+            "styles": [s.name for s in registry.styles()],
+            "peers": len(request.app[PEERS]),
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text."""
+    registry = request.app[METRICS]
+    return web.Response(body=registry.render(), headers={"Content-Type": registry.content_type})
+
+
+async def page_config(request: web.Request) -> web.Response:
+    """GET /api/config: ICE servers and limits for the page."""
+    body = signalling.page_config(request.app[CONFIG])
+    return web.Response(text=body, content_type="application/json")

@@ -1,0 +1,224 @@
+"""Cross-stream batching: one inference thread owns the device and serves every peer.
+
+Each peer has at most one pending frame (a newer one replaces it: newest wins) and, since
+the thread runs one batch at a time, at most one frame in flight. The thread groups pending
+frames by (style, variant, height, width), waits up to max_wait for the other peers' frames,
+runs one model call per group and hands each result back through an asyncio future that
+it resolves with loop.call_soon_threadsafe, so the event loop never waits on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from av import VideoFrame
+
+from stylefusion.stylizer import Stylizer
+
+from .errors import FrameDropped
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+GroupKey = tuple[str, str, int, int]  # (style, variant, height, width)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """A stylized frame and how it was made."""
+
+    frame: VideoFrame  # rgb24, pts not set
+    style: str
+    variant: str
+    batch_size: int
+    queue_s: float
+    inference_s: float
+
+
+@dataclass
+class _Request:
+    peer: str
+    frame: VideoFrame
+    style: str
+    stylizer: Stylizer
+    strength: float
+    future: asyncio.Future[FrameResult]
+    loop: asyncio.AbstractEventLoop
+    submitted: float = field(default_factory=time.perf_counter)
+
+    @property
+    def key(self) -> GroupKey:
+        return (self.style, self.stylizer.variant, self.frame.height, self.frame.width)
+
+
+class Batcher:
+    """Collects the newest frame of every peer and stylizes them in batched model calls."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Stylizer],
+        max_batch: int = 8,
+        max_wait_s: float = 0.005,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.lookup = lookup
+        self.max_batch = max(1, max_batch)
+        self.max_wait_s = max(0.0, max_wait_s)
+        self.metrics = metrics
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+        self._pending: dict[str, _Request] = {}
+        self._peers: set[str] = set()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+
+    def start(self) -> None:
+        """Start the inference thread."""
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop the thread (after its current batch) and cancel the frames still waiting."""
+        with self._cond:
+            self._stopping = True
+            pending, self._pending = list(self._pending.values()), {}
+            self._cond.notify_all()
+        for request in pending:
+            request.future.cancel()
+        if self._thread.is_alive():
+            await asyncio.to_thread(self._thread.join)
+
+    def add_peer(self, peer: str) -> None:
+        """Announce a live peer: a batch waits (up to max_wait) for every live peer's frame."""
+        with self._cond:
+            self._peers.add(peer)
+
+    def remove_peer(self, peer: str) -> None:
+        """Forget a peer and drop its pending frame."""
+        with self._cond:
+            self._peers.discard(peer)
+            request = self._pending.pop(peer, None)
+            self._cond.notify_all()
+        if request is not None:
+            request.future.cancel()
+
+    def submit(
+        self, peer: str, frame: VideoFrame, style: str, strength: float = 1.0
+    ) -> asyncio.Future[FrameResult]:
+        """Queue a peer's frame (replacing its older pending one); call from the event loop.
+
+        Raises StyleNotFound at once if the style is not loaded.
+        """
+        loop = asyncio.get_running_loop()
+        request = _Request(
+            peer, frame, style, self.lookup(style), strength, loop.create_future(), loop
+        )
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the batcher is stopped")
+            older = self._pending.pop(peer, None)
+            self._pending[peer] = request
+            self._cond.notify_all()
+        if older is not None:
+            older.future.set_exception(FrameDropped("replaced by a newer frame"))
+            if self.metrics:
+                self.metrics.frames_dropped.inc()
+        return request.future
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            self._process(batch)
+
+    def _next_batch(self) -> list[_Request] | None:
+        """Block until a batch is ready: full, every peer's frame is in, or max_wait passed."""
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            deadline = min(r.submitted for r in self._pending.values()) + self.max_wait_s
+            while True:
+                group = self._oldest_group()
+                expected = len(self._peers | self._pending.keys())
+                remaining = deadline - time.perf_counter()
+                full = len(group) >= self.max_batch or len(self._pending) >= expected
+                if full or remaining <= 0 or self._stopping:
+                    break
+                self._cond.wait(remaining)
+            batch = group[: self.max_batch]
+            for request in batch:
+                del self._pending[request.peer]
+            return batch
+
+    def _oldest_group(self) -> list[_Request]:
+        """Pending requests sharing the oldest request's key, oldest first."""
+        ordered = sorted(self._pending.values(), key=lambda r: r.submitted)
+        key = ordered[0].key
+        return [r for r in ordered if r.key == key]
+
+    def _process(self, batch: list[_Request]) -> None:
+        """One model call for the batch; results or the error go back to each future."""
+        start = time.perf_counter()
+        try:
+            images = [r.frame.to_ndarray(format="rgb24") for r in batch]  # (H, W, 3) uint8
+            styled = run_model(batch[0].stylizer, images, [r.strength for r in batch])
+            frames = [VideoFrame.from_ndarray(image, format="rgb24") for image in styled]
+        except Exception as exc:  # noqa: BLE001 - the thread must survive any bad batch
+            log.exception("model call for %d frame(s) of %s failed", len(batch), batch[0].style)
+            for request in batch:
+                _settle(request, None, exc)
+            return
+        elapsed = time.perf_counter() - start
+        self._record(batch, start, elapsed)
+        for request, frame in zip(batch, frames, strict=True):
+            result = FrameResult(
+                frame=frame,
+                style=request.style,
+                variant=request.stylizer.variant,
+                batch_size=len(batch),
+                queue_s=start - request.submitted,
+                inference_s=elapsed,
+            )
+            _settle(request, result, None)
+
+    def _record(self, batch: list[_Request], start: float, elapsed: float) -> None:
+        self.batch_sizes[len(batch)] += 1
+        if self.metrics is None:
+            return
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.inference.observe(elapsed)
+        for request in batch:
+            self.metrics.queue_wait.observe(start - request.submitted)
+
+
+def run_model(stylizer: Stylizer, images: list[np.ndarray], strengths: list[float]) -> np.ndarray:
+    """Stylize same-size frames in one call; per-frame strengths blend with the input."""
+    batch = np.stack(images)  # (B, H, W, 3) uint8
+    if len(set(strengths)) == 1:
+        return stylizer(batch, strength=strengths[0])
+    styled = stylizer(batch, strength=1.0)
+    weights = np.asarray(strengths, np.float32)[:, None, None, None]  # (B, 1, 1, 1)
+    mixed = batch.astype(np.float32) * (1.0 - weights) + styled.astype(np.float32) * weights
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def _settle(request: _Request, result: FrameResult | None, exc: BaseException | None) -> None:
+    """Resolve a request's future from the inference thread, on its event loop."""
+
+    def settle() -> None:
+        if request.future.done():
+            return
+        if exc is not None:
+            request.future.set_exception(exc)
+        else:
+            request.future.set_result(result)  # type: ignore[arg-type]
+
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+        request.loop.call_soon_threadsafe(settle)

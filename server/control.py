@@ -1,0 +1,77 @@
+"""The `control` data channel: style and strength requests in, acks, errors and stats out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiortc import RTCDataChannel
+
+from .errors import BadRequest
+from .peers import Message, Peer
+from .registry import StyleRegistry
+
+log = logging.getLogger(__name__)
+
+LABEL = "control"
+
+
+def attach_control(
+    peer: Peer, channel: RTCDataChannel, registry: StyleRegistry, stats_interval_s: float
+) -> None:
+    """Wire a peer's control channel: handle its messages, send stats about once a second."""
+
+    def send(message: Message) -> None:
+        if channel.readyState == "open":
+            channel.send(json.dumps(message))
+
+    @channel.on("message")
+    def on_message(raw: Any) -> None:
+        handle_message(peer, registry, raw)
+
+    peer.send = send
+    peer.spawn(send_stats(peer, stats_interval_s), "stats")
+
+
+def handle_message(peer: Peer, registry: StyleRegistry, raw: Any) -> None:
+    """Apply `{"style": name}` and/or `{"strength": 0..1}`; reply with an error event if bad."""
+    try:
+        style, strength = parse_request(raw, registry)
+    except BadRequest as exc:
+        peer.send({"event": "error", "error": str(exc)})
+        return
+    if strength is not None:
+        peer.strength = strength
+    if style is not None:
+        log.info("%s switches to style %s", peer.id, style)
+        peer.request_style(style)
+
+
+def parse_request(raw: Any, registry: StyleRegistry) -> tuple[str | None, float | None]:
+    """Validate a control message; returns (style or None, strength or None)."""
+    try:
+        message = json.loads(raw)
+    except (TypeError, ValueError):
+        raise BadRequest("control messages must be JSON objects") from None
+    if not isinstance(message, dict) or not ({"style", "strength"} & message.keys()):
+        raise BadRequest('expected a JSON object with "style" and/or "strength"')
+    style, strength = message.get("style"), message.get("strength")
+    if style is not None and (not isinstance(style, str) or style not in registry):
+        known = ", ".join(s.name for s in registry.styles())
+        raise BadRequest(f"unknown style {style!r} (available: {known})")
+    if strength is not None:
+        if isinstance(strength, bool) or not isinstance(strength, int | float):
+            raise BadRequest("strength must be a number from 0 to 1")
+        if not 0.0 <= strength <= 1.0:
+            raise BadRequest(f"strength must be within 0..1, got {strength}")
+        strength = float(strength)
+    return style, strength
+
+
+async def send_stats(peer: Peer, interval_s: float) -> None:
+    """Send `{"event": "stats", ...}` every interval_s seconds until the peer closes."""
+    while True:
+        await asyncio.sleep(interval_s)
+        peer.send(peer.take_stats())

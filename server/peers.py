@@ -1,0 +1,168 @@
+"""Live peers: each viewer's connection, chosen style and counters, and the set of them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCPeerConnection
+
+from .batcher import Batcher, FrameResult
+from .errors import AtCapacity
+from .metrics import Metrics
+from .registry import StyleRegistry
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+
+@dataclass
+class PeerStats:
+    """Counters of one peer since the last stats message."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    latency_s: float = 0.0  # summed over frames_out
+    queue_s: float = 0.0
+    inference_s: float = 0.0
+    batch_frames: int = 0  # summed batch sizes of the frames sent
+    since: float = 0.0
+
+    def message(self, now: float) -> Message:
+        """The `{"event": "stats"}` message for the window that ends now."""
+        span = max(now - self.since, 1e-6)
+        out = max(self.frames_out, 1)
+        return {
+            "event": "stats",
+            "fps_in": round(self.frames_in / span, 1),
+            "fps_out": round(self.frames_out / span, 1),
+            "dropped": self.dropped,
+            "latency_ms": round(1000 * self.latency_s / out, 1),
+            "queue_ms": round(1000 * self.queue_s / out, 1),
+            "inference_ms": round(1000 * self.inference_s / out, 1),
+            "batch": round(self.batch_frames / out, 2),
+        }
+
+
+class Peer:
+    """One live viewer: its connection, chosen style and strength, counters and tasks."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, pc: RTCPeerConnection, style: str, registry: StyleRegistry) -> None:
+        self.id = f"peer-{next(self._ids)}"
+        self.pc = pc
+        self.style = style
+        self.strength = 1.0
+        self.registry = registry
+        self.pending_ack: str | None = None
+        self.stats = PeerStats(since=time.perf_counter())
+        self.dropped_total = 0
+        self.send: Callable[[Message], None] = lambda message: None  # set by the control channel
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """Run a coroutine as a task owned by this peer (cancelled when it closes)."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.id}-{what}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def request_style(self, name: str) -> None:
+        """Switch style from the next frame on; acked once a frame in it goes out."""
+        self.style = name
+        self.pending_ack = name
+
+    def frame_dropped(self) -> None:
+        """Count a frame skipped because a newer one came in."""
+        self.stats.dropped += 1
+        self.dropped_total += 1
+
+    def frame_sent(self, result: FrameResult, latency_s: float) -> None:
+        """Count a stylized frame leaving; ack a style switch with its first frame."""
+        stats = self.stats
+        stats.frames_out += 1
+        stats.latency_s += latency_s
+        stats.queue_s += result.queue_s
+        stats.inference_s += result.inference_s
+        stats.batch_frames += result.batch_size
+        if self.pending_ack == result.style:
+            self.pending_ack = None
+            self.send({"event": "style", "style": result.style})
+
+    def style_missing(self) -> bool:
+        """The peer's style vanished: fall back to the default; False if no style is left."""
+        lost, fallback = self.style, self.registry.default
+        if fallback is None:
+            return False
+        self.send({"event": "error", "error": f"style {lost!r} is no longer available"})
+        self.request_style(fallback)
+        return True
+
+    def take_stats(self) -> Message:
+        """The stats message for the last window (then start a new one)."""
+        now = time.perf_counter()
+        message = self.stats.message(now)
+        message.update(style=self.style, strength=self.strength, dropped_total=self.dropped_total)
+        self.stats = PeerStats(since=now)
+        return message
+
+    async def close(self) -> None:
+        """Cancel this peer's tasks and close its connection."""
+        self.closed = True
+        tasks = [t for t in self.tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.pc.close()
+
+
+class PeerSet:
+    """The live peers, capped at max_peers; removal frees every resource of a peer."""
+
+    def __init__(self, max_peers: int, batcher: Batcher, metrics: Metrics) -> None:
+        self.max_peers = max_peers
+        self.batcher = batcher
+        self.metrics = metrics
+        self._peers: dict[str, Peer] = {}
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def __iter__(self):  # noqa: ANN204 - an iterator over a snapshot
+        return iter(list(self._peers.values()))
+
+    def add(self, peer: Peer) -> None:
+        """Admit a peer, or raise AtCapacity when max_peers are live."""
+        if len(self._peers) >= self.max_peers:
+            raise AtCapacity(f"the server is at capacity ({self.max_peers} live peers)")
+        self._peers[peer.id] = peer
+        self.batcher.add_peer(peer.id)
+        self.metrics.active_peers.set(len(self._peers))
+        log.info("%s joined (%d live)", peer.id, len(self._peers))
+
+    async def remove(self, peer: Peer) -> None:
+        """Drop a peer (idempotent): stop its tasks, close its connection."""
+        if self._peers.pop(peer.id, None) is None:
+            return
+        self.batcher.remove_peer(peer.id)
+        self.metrics.active_peers.set(len(self._peers))
+        log.info("%s left (%d live)", peer.id, len(self._peers))
+        await peer.close()
+
+    async def close_all(self) -> None:
+        """Close every peer (server shutdown)."""
+        await asyncio.gather(*(self.remove(peer) for peer in list(self._peers.values())))
+
+    def broadcast(self, message: Message) -> None:
+        """Send a message to every peer's control channel."""
+        for peer in list(self._peers.values()):
+            peer.send(message)

@@ -1,0 +1,200 @@
+"""The style registry: every style folder in the models dir, loaded once and kept warm."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from stylefusion.devices import default_variant
+from stylefusion.errors import StyleFusionError, StyleNotFound
+from stylefusion.style_folder import (
+    META_FILE,
+    NAME_PATTERN,
+    STYLE_IMAGE,
+    StyleInfo,
+    load_transformer,
+    pick_variant,
+    read_style,
+    weights_file,
+)
+from stylefusion.stylizer import Stylizer
+from stylefusion.transformer_net import VARIANTS
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[tuple[str, int, int], ...]  # (file, mtime_ns, size) of the files that matter
+WATCHED_FILES = (META_FILE, STYLE_IMAGE, *(weights_file(v) for v in VARIANTS))
+
+
+@dataclass(frozen=True)
+class LoadedStyle:
+    """A style folder plus the Stylizer that runs it on the server's device."""
+
+    info: StyleInfo
+    stylizer: Stylizer
+    signature: Signature
+
+    @property
+    def name(self) -> str:
+        """The style's name (its folder name)."""
+        return self.info.name
+
+    @property
+    def variant(self) -> str:
+        """The variant loaded on the device."""
+        return self.stylizer.variant
+
+    @property
+    def version(self) -> str:
+        """A short token that changes whenever the folder's files change."""
+        return format(hash(self.signature) & 0xFFFFFFFF, "08x")
+
+
+class StyleRegistry:
+    """Loads every style of a models dir onto one device; rescans to pick up new folders."""
+
+    def __init__(
+        self,
+        models_dir: Path,
+        device: torch.device,
+        variant: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.models_dir = Path(models_dir)
+        self.device = device
+        self.preferred_variant = variant or default_variant(device)
+        self.threads = threads
+        self._styles: dict[str, LoadedStyle] = {}
+        self._broken: dict[str, Signature] = {}  # folders already reported as broken
+        self._listeners: list[Callable[[list[StyleInfo]], None]] = []
+        self._lock = asyncio.Lock()
+
+    def styles(self) -> list[StyleInfo]:
+        """The ready styles, sorted by name."""
+        return [self._styles[n].info for n in sorted(self._styles)]
+
+    def loaded(self) -> list[LoadedStyle]:
+        """The ready styles with their stylizers, sorted by name."""
+        return [self._styles[n] for n in sorted(self._styles)]
+
+    @property
+    def default(self) -> str | None:
+        """The style a peer gets when it names none: the first by name (None if no styles)."""
+        return min(self._styles) if self._styles else None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._styles
+
+    def get(self, name: str) -> LoadedStyle:
+        """The loaded style of that name; StyleNotFound if there is none."""
+        try:
+            return self._styles[name]
+        except KeyError:
+            raise StyleNotFound(f"no style {name!r} is loaded") from None
+
+    def stylizer(self, name: str) -> Stylizer:
+        """The Stylizer of a style (safe to call from the inference thread)."""
+        return self.get(name).stylizer
+
+    def on_change(self, callback: Callable[[list[StyleInfo]], None]) -> None:
+        """Call callback(styles) on the event loop whenever the style list changes."""
+        self._listeners.append(callback)
+
+    async def rescan(self) -> list[str]:
+        """Load new or changed style folders, forget removed ones; returns the names (re)loaded."""
+        async with self._lock:
+            found = await asyncio.to_thread(scan_folders, self.models_dir)
+            removed = [name for name in self._styles if name not in found]
+            for name in removed:
+                log.info("style %s removed", name)
+                del self._styles[name]
+            loaded = []
+            for name, signature in sorted(found.items()):
+                if self._is_known(name, signature):
+                    continue
+                style = await self._load(self.models_dir / name, signature)
+                if style is not None:
+                    self._styles[name] = style
+                    loaded.append(name)
+            if loaded or removed:
+                self._notify()
+            return loaded
+
+    async def poll(self, interval_s: float) -> None:
+        """Rescan forever every interval_s seconds (run it as a task; errors are logged)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.rescan()
+            except Exception:  # noqa: BLE001 - a bad scan must never stop the polling
+                log.exception("rescanning %s failed", self.models_dir)
+
+    def _is_known(self, name: str, signature: Signature) -> bool:
+        loaded = self._styles.get(name)
+        return (loaded is not None and loaded.signature == signature) or (
+            self._broken.get(name) == signature
+        )
+
+    async def _load(self, folder: Path, signature: Signature) -> LoadedStyle | None:
+        """Load one folder off the event loop; a broken folder is logged once and skipped."""
+        try:
+            style = await asyncio.to_thread(self._load_blocking, folder, signature)
+        except (StyleFusionError, OSError, ValueError, RuntimeError) as exc:
+            log.warning("skipping style folder %s: %s", folder, exc)
+            self._broken[folder.name] = signature
+            return None
+        self._broken.pop(folder.name, None)
+        log.info("style %s ready (%s on %s)", style.name, style.variant, self.device)
+        return style
+
+    def _load_blocking(self, folder: Path, signature: Signature) -> LoadedStyle:
+        info = read_style(folder)
+        if info.name != folder.name:
+            info = dataclasses.replace(info, name=folder.name)
+        variant = pick_variant(info, None, self.preferred_variant)
+        model = load_transformer(folder, variant)
+        # no torch.compile: every new batch size or camera size would recompile and stall all peers
+        stylizer = Stylizer(
+            model, self.device, compile=False, threads=self.threads, name=info.name, variant=variant
+        )
+        stylizer.warm_up(64, 64, 1)
+        return LoadedStyle(info=info, stylizer=stylizer, signature=signature)
+
+    def _notify(self) -> None:
+        styles = self.styles()
+        for callback in self._listeners:
+            try:
+                callback(styles)
+            except Exception:  # noqa: BLE001 - one listener must not break the others
+                log.exception("style listener failed")
+
+
+def scan_folders(models_dir: Path) -> dict[str, Signature]:
+    """Folder name -> signature of every candidate style folder (valid name, has meta.json)."""
+    found: dict[str, Signature] = {}
+    if not models_dir.is_dir():
+        return found
+    for folder in models_dir.iterdir():
+        if folder.is_dir() and NAME_PATTERN.match(folder.name):
+            signature = folder_signature(folder)
+            if signature:
+                found[folder.name] = signature
+    return found
+
+
+def folder_signature(folder: Path) -> Signature:
+    """(file, mtime_ns, size) of the style files present; empty when meta.json is absent."""
+    entries = []
+    for name in WATCHED_FILES:
+        with contextlib.suppress(OSError):
+            st = (folder / name).stat()
+            entries.append((name, st.st_mtime_ns, st.st_size))
+    has_meta = any(name == META_FILE for name, _, _ in entries)
+    return tuple(entries) if has_meta else ()

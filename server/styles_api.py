@@ -1,0 +1,70 @@
+"""The style catalogue over HTTP: /api/styles and the style thumbnails."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+from .keys import REGISTRY
+from .registry import LoadedStyle, StyleRegistry
+
+THUMB_SIZES = (64, 1024)  # smallest and largest ?size= accepted
+THUMB_DEFAULT = 256
+
+
+def style_entry(style: LoadedStyle) -> dict[str, Any]:
+    """One style as the pages see it."""
+    version = style.version
+    return {
+        "name": style.name,
+        "display_name": style.info.display_name,
+        "variant": style.variant,
+        "variants": list(style.info.variants),
+        "thumbnail": f"/api/styles/{style.name}/thumbnail?v={version}",
+        "version": version,
+    }
+
+
+def styles_payload(registry: StyleRegistry) -> dict[str, Any]:
+    """`{"styles": [...], "default": name}`, as served by /api/styles."""
+    return {"styles": [style_entry(s) for s in registry.loaded()], "default": registry.default}
+
+
+async def list_styles(request: web.Request) -> web.Response:
+    """GET /api/styles."""
+    return web.json_response(styles_payload(request.app[REGISTRY]))
+
+
+async def thumbnail(request: web.Request) -> web.Response:
+    """GET /api/styles/{name}/thumbnail[?size=N]: the style image as a small JPEG."""
+    registry = request.app[REGISTRY]
+    name = request.match_info["name"]
+    if name not in registry or (image := registry.get(name).info.style_image) is None:
+        return web.json_response({"error": f"no thumbnail for style {name!r}"}, status=404)
+    try:
+        size = int(request.query.get("size", THUMB_DEFAULT))
+    except ValueError:
+        return web.json_response({"error": "size must be an integer"}, status=400)
+    size = min(max(size, THUMB_SIZES[0]), THUMB_SIZES[1])
+    stat = image.stat()
+    data = await asyncio.to_thread(thumbnail_bytes, str(image), stat.st_mtime_ns, size)
+    headers = {"Cache-Control": "public, max-age=86400"}
+    return web.Response(body=data, content_type="image/jpeg", headers=headers)
+
+
+@functools.lru_cache(maxsize=128)
+def thumbnail_bytes(path: str, mtime_ns: int, size: int) -> bytes:
+    """A centre-cropped square JPEG of the image (cached per file version and size)."""
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)
+        buffer = io.BytesIO()
+        img.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

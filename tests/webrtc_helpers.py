@@ -1,0 +1,150 @@
+"""An in-process aiortc peer that plays the browser against the real app, plus a fake camera."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp.test_utils import TestClient
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+from av import VideoFrame
+
+from server.config import ServerConfig
+
+
+def test_config(models_dir: Path, tmp_path: Path, **overrides: Any) -> ServerConfig:
+    """A ServerConfig for tests: CPU, tiny styles, fast polling and stats."""
+    options: dict[str, Any] = dict(
+        models_dir=models_dir,
+        data_dir=tmp_path / "var",
+        device="cpu",
+        threads=1,
+        rescan_interval_s=0.2,
+        stats_interval_s=0.3,
+        admin_token="test-token",
+    )
+    options.update(overrides)
+    return ServerConfig(**options)
+
+
+test_config.__test__ = False  # type: ignore[attr-defined] - not a pytest test
+
+
+def pattern(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A smooth, seeded colour picture (H, W, 3) uint8 that survives video coding well."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    channels = [np.sin(xx / 17 + yy / 23 + p) for p in phase]
+    return ((np.stack(channels, axis=-1) + 1) * 127.5).astype(np.uint8)
+
+
+class PatternTrack(VideoStreamTrack):
+    """A fake camera: the same seeded picture at 30 fps, with proper pts."""
+
+    def __init__(self, width: int = 160, height: int = 120, seed: int = 0) -> None:
+        super().__init__()
+        self.image = pattern(width, height, seed)
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame.from_ndarray(self.image, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class Viewer:
+    """A WebRTC viewer: sends a fake camera, collects stylized frames and control messages."""
+
+    def __init__(self, width: int = 160, height: int = 120, seed: int = 0) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.camera = PatternTrack(width, height, seed)
+        self.pc.addTrack(self.camera)
+        self.channel = self.pc.createDataChannel("control")
+        self.messages: list[dict[str, Any]] = []
+        self.frames: asyncio.Queue[VideoFrame] = asyncio.Queue()
+        self._message_event = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self.channel.on("message", self._on_message)
+        self.pc.on("track", self._on_track)
+
+    def _on_message(self, raw: str) -> None:
+        self.messages.append(json.loads(raw))
+        self._message_event.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._reader = asyncio.ensure_future(self._read(track))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await self.frames.put(await track.recv())
+        except MediaStreamError:
+            pass
+
+    async def offer(self) -> dict[str, str]:
+        """The local SDP offer, ICE candidates included."""
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return {"sdp": self.pc.localDescription.sdp, "type": "offer"}
+
+    async def connect(self, client: TestClient, style: str | None = None) -> None:
+        """POST /offer and apply the answer; raises AssertionError on a non-200 answer."""
+        body = await self.offer()
+        if style is not None:
+            body["style"] = style
+        response = await client.post("/offer", json=body)
+        answer = await response.json()
+        assert response.status == 200, answer
+        await self.pc.setRemoteDescription(RTCSessionDescription(**answer))
+
+    async def wait_open(self, timeout: float = 10) -> None:
+        """Wait for the control channel to open."""
+        async with asyncio.timeout(timeout):
+            while self.channel.readyState != "open":
+                await asyncio.sleep(0.02)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send a JSON control message."""
+        self.channel.send(json.dumps(message))
+
+    async def next_image(self, timeout: float = 10) -> np.ndarray:
+        """The next received frame as (H, W, 3) uint8 RGB."""
+        frame = await asyncio.wait_for(self.frames.get(), timeout)
+        return frame.to_ndarray(format="rgb24")
+
+    async def latest_image(self, skip: int = 5, timeout: float = 15) -> np.ndarray:
+        """Skip a few frames (the codec needs some to settle), return the next one."""
+        for _ in range(skip):
+            await self.next_image(timeout)
+        return await self.next_image(timeout)
+
+    async def wait_message(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ) -> dict[str, Any]:
+        """The first control message (already received or coming) that satisfies match."""
+        seen = 0
+        async with asyncio.timeout(timeout):
+            while True:
+                for message in self.messages[seen:]:
+                    if match(message):
+                        return message
+                seen = len(self.messages)
+                self._message_event.clear()
+                await self._message_event.wait()
+
+    async def close(self) -> None:
+        """Close the connection and stop reading."""
+        await self.pc.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two same-size RGB images, 0..255."""
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())

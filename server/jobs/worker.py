@@ -127,6 +127,7 @@ def run_render(job: Job, ctx: JobContext) -> Path:
         optimizer=p.get("optimizer", "lbfgs"),
         device=s.device,
         preview_every=max(1, min(s.preview_every, p["iterations"] // 10 or 1)),
+        threads=s.threads,
         **extra,
     )
     return Path(render(config, ctx.progress, ctx).output)

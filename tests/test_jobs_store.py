@@ -1,0 +1,87 @@
+"""The SQLite job store: life cycle of a job, claiming, cancel, requeue, history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.jobs.store import MAX_HISTORY, JobStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return JobStore(tmp_path / "var")
+
+
+def test_a_job_goes_from_queued_to_done(store: JobStore) -> None:
+    created = store.create("render", {"size": 48})
+    assert created.state == "queued" and created.progress == 0
+    claimed = store.claim(worker_pid=123)
+    assert claimed is not None and claimed.id == created.id
+    assert claimed.state == "running" and claimed.attempts == 1 and claimed.worker_pid == 123
+    store.report(created.id, 0.5, 3.0, {"loss": 2.0}, step=5)
+    mid = store.get(created.id)
+    assert mid is not None and mid.progress == 0.5 and mid.eta_s == 3.0
+    assert mid.metrics == {"loss": 2.0}
+    store.finish(created.id, "done", result="/x/result.png")
+    done = store.get(created.id)
+    assert done is not None and done.state == "done" and done.progress == 1
+    assert done.result == "/x/result.png" and done.finished is not None
+
+
+def test_jobs_are_claimed_oldest_first_and_only_once(tmp_path: Path) -> None:
+    first = JobStore(tmp_path / "var")
+    second = JobStore(tmp_path / "var")  # another process opening the same database
+    a = first.create("video", {})
+    b = first.create("train", {})
+    assert [j.id for j in first.list()] == [b.id, a.id]
+    got = [first.claim(1), second.claim(2), second.claim(2)]
+    assert [j.id if j else None for j in got] == [a.id, b.id, None]
+
+
+def test_cancel_stops_queued_jobs_at_once_and_flags_running_ones(store: JobStore) -> None:
+    running = store.create("train", {"name": "x"})
+    queued = store.create("render", {})
+    store.claim(1)
+    store.request_cancel(queued.id)
+    store.request_cancel(running.id)
+    assert store.get(queued.id).state == "cancelled"  # type: ignore[union-attr]
+    assert store.get(running.id).state == "running"  # type: ignore[union-attr]
+    assert store.cancel_requested(running.id)
+
+
+def test_requeue_puts_a_running_job_back(store: JobStore) -> None:
+    job = store.create("train", {"name": "x"})
+    store.claim(7)
+    assert [j.id for j in store.running(worker_pid=7)] == [job.id]
+    store.requeue(job.id)
+    back = store.get(job.id)
+    assert back is not None and back.state == "queued" and back.worker_pid is None
+    again = store.claim(8)
+    assert again is not None and again.id == job.id and again.attempts == 2
+
+
+def test_loss_history_is_kept_and_thinned(store: JobStore) -> None:
+    job = store.create("train", {"name": "x"})
+    for step in range(1, 1001):
+        store.report(job.id, step / 1000, None, {"loss": 1000.0 / step}, step)
+    history = store.history(job.id)
+    assert len(history) <= MAX_HISTORY + 1
+    assert history[0] == {"step": 1, "loss": 1000.0}
+    assert history[-1]["step"] == 1000
+
+
+def test_active_jobs_can_be_found_by_style_name(store: JobStore) -> None:
+    job = store.create("train", {"name": "monet"})
+    store.create("train", {"name": "other"})
+    assert [j.id for j in store.active_with("train", "name", "monet")] == [job.id]
+    store.claim(1)
+    store.finish(job.id, "failed", error="boom")
+    assert store.active_with("train", "name", "monet") == []
+
+
+def test_settings_are_shared_between_store_handles(tmp_path: Path) -> None:
+    JobStore(tmp_path / "var").set_setting("live_peers", "2")
+    assert JobStore(tmp_path / "var").setting("live_peers") == "2"
+    assert JobStore(tmp_path / "var").setting("missing", "0") == "0"

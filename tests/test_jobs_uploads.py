@@ -1,0 +1,103 @@
+"""Upload safety: not media, too large, bad names, existing styles; nothing left on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.config import ServerConfig
+from server.jobs.uploads import UploadError, UploadLimits, probe_clip, probe_image
+from tests.conftest import make_style_image
+from tests.jobs_helpers import AUTH, form, jobs_app, jobs_config
+from tests.media_helpers import make_clip
+
+
+def _files_left(config: ServerConfig) -> list[Path]:
+    return [p for p in (Path(config.data_dir) / "jobs").rglob("*") if p.is_file()]
+
+
+async def _post(client: TestClient, kind: str, data: aiohttp.FormData) -> tuple[int, str]:
+    resp = await client.post(f"/api/jobs/{kind}", data=data, headers=AUTH)
+    return resp.status, (await resp.json())["error"]
+
+
+async def test_files_that_are_not_media_are_refused(
+    aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
+) -> None:
+    config = jobs_config(tmp_path, models_dir, content_dir)
+    client = await aiohttp_client(jobs_app(config))
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    status, message = await _post(client, "video", form({"file": text}, style="alpha"))
+    assert status in (415, 422) and "video" in message
+    status, message = await _post(
+        client, "render", form({"content": text, "style_image": text}, size="48")
+    )
+    assert status in (415, 422) and "image" in message
+    assert _files_left(config) == []
+
+
+async def test_oversized_uploads_get_413_and_leave_no_file(
+    aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
+) -> None:
+    config = jobs_config(
+        tmp_path, models_dir, content_dir, max_clip_bytes=20_000, max_image_bytes=10_000
+    )
+    client = await aiohttp_client(jobs_app(config))
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(60_000))  # under the request cap, over the file limit: streamed
+    status, message = await _post(client, "video", form({"file": big}, style="alpha"))
+    assert status == 413 and "limit" in message
+    huge = tmp_path / "huge.mp4"
+    huge.write_bytes(os.urandom(3_000_000))  # refused from Content-Length before reading
+    status, _ = await _post(client, "video", form({"file": huge}, style="alpha"))
+    assert status == 413
+    painting = make_style_image(tmp_path / "painting.png", seed=1, size=128)  # ~49 KB PNG
+    status, _ = await _post(client, "train", form({"style_image": painting}, name="big"))
+    assert status == 413
+    assert _files_left(config) == []
+
+
+def test_clips_over_the_duration_or_size_limit_get_413(tmp_path: Path) -> None:
+    made = make_clip(tmp_path / "made.mp4", frames=30, fps=5, audio=None)  # 6 s, 64x48
+    clip = made.rename(tmp_path / "upload-file-0")  # uploads are saved under server-made names
+    for limits in (UploadLimits(clip_seconds=5), UploadLimits(clip_pixels=64 * 40)):
+        with pytest.raises(UploadError) as caught:
+            probe_clip(clip, limits)
+        assert caught.value.status == 413
+    accepted = probe_clip(clip, UploadLimits(clip_seconds=10))
+    assert accepted.name == "file-0.video" and accepted.is_file()
+
+
+def test_images_over_the_pixel_limit_get_413(tmp_path: Path) -> None:
+    made = make_style_image(tmp_path / "made.png", seed=1, size=64)
+    image = made.rename(tmp_path / "upload-style_image-0")
+    with pytest.raises(UploadError) as caught:
+        probe_image(image, UploadLimits(image_pixels=1000))
+    assert caught.value.status == 413
+    assert probe_image(image, UploadLimits()).name == "style_image-0.png"
+
+
+async def test_bad_style_names_and_unknown_styles_are_refused(
+    aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
+) -> None:
+    config = jobs_config(tmp_path, models_dir, content_dir)
+    client = await aiohttp_client(jobs_app(config))
+    painting = make_style_image(tmp_path / "painting.png", seed=1)
+    for bad in ("", "Has Caps", "../etc", "x" * 41):
+        status, message = await _post(client, "train", form({"style_image": painting}, name=bad))
+        assert status == 422 and "name" in message, bad
+    status, message = await _post(client, "train", form({"style_image": painting}, name="alpha"))
+    assert status == 409 and "overwrite" in message
+    clip = make_clip(tmp_path / "clip.mp4", frames=3)
+    status, message = await _post(client, "video", form({"file": clip}, style="nope"))
+    assert status == 422 and "nope" in message
+    status, message = await _post(
+        client, "train", form({"style_image": painting}, name="ok", steps="0")
+    )
+    assert status == 422 and "steps" in message
+    assert _files_left(config) == []

@@ -1,0 +1,169 @@
+"""The batcher without WebRTC: grouping, newest-wins, one frame in flight per peer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+from av import VideoFrame
+
+from server.batcher import Batcher, run_model
+from server.errors import FrameDropped
+from server.metrics import Metrics
+from stylefusion.errors import StyleNotFound
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeStylizer:
+    """Inverts frames; records every call's batch; can be held at a gate."""
+
+    def __init__(self, variant: str = "lite") -> None:
+        self.variant = variant
+        self.calls: list[np.ndarray] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.fail = False
+
+    def __call__(self, batch: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        self.calls.append(batch.copy())
+        self.entered.set()
+        self.gate.wait(10)
+        if self.fail:
+            raise RuntimeError("model exploded")
+        styled = 255 - batch
+        return np.rint(batch * (1 - strength) + styled * strength).astype(np.uint8)
+
+
+def frame(value: int, width: int = 32, height: int = 24) -> VideoFrame:
+    """A flat grey frame whose value identifies it."""
+    return VideoFrame.from_ndarray(np.full((height, width, 3), value, np.uint8), format="rgb24")
+
+
+def values(batch: np.ndarray) -> list[int]:
+    """The identifying grey value of each frame in a recorded batch."""
+    return [int(image[0, 0, 0]) for image in batch]
+
+
+@pytest.fixture
+def styles():
+    return {"alpha": FakeStylizer(), "beta": FakeStylizer()}
+
+
+@pytest.fixture
+async def make_batcher(styles):
+    batchers: list[Batcher] = []
+
+    def lookup(name: str) -> FakeStylizer:
+        if name not in styles:
+            raise StyleNotFound(name)
+        return styles[name]
+
+    def make(**kwargs) -> Batcher:
+        batcher = Batcher(lookup, metrics=Metrics(), **kwargs)  # type: ignore[arg-type]
+        batcher.start()
+        batchers.append(batcher)
+        return batcher
+
+    yield make
+    for batcher in batchers:
+        await batcher.stop()
+
+
+async def test_same_style_and_size_share_one_call(make_batcher, styles):
+    batcher = make_batcher(max_batch=8, max_wait_s=5.0)
+    for peer in ("a", "b"):
+        batcher.add_peer(peer)
+    results = await asyncio.gather(
+        batcher.submit("a", frame(10), "alpha"), batcher.submit("b", frame(20), "alpha")
+    )
+    assert [values(c) for c in styles["alpha"].calls] == [[10, 20]]
+    assert [r.batch_size for r in results] == [2, 2]
+    assert int(results[1].frame.to_ndarray(format="rgb24")[0, 0, 0]) == 255 - 20
+    assert batcher.batch_sizes == {2: 1}
+
+
+async def test_styles_and_sizes_are_never_mixed(make_batcher, styles):
+    batcher = make_batcher(max_batch=8, max_wait_s=0.5)
+    for peer in ("a", "b", "c"):
+        batcher.add_peer(peer)
+    await asyncio.gather(
+        batcher.submit("a", frame(10), "alpha"),
+        batcher.submit("b", frame(20), "beta"),
+        batcher.submit("c", frame(30, width=48), "alpha"),
+    )
+    shapes = sorted((len(c), c.shape[2]) for s in styles.values() for c in s.calls)
+    assert shapes == [(1, 32), (1, 32), (1, 48)]
+
+
+async def test_newest_frame_wins_and_one_frame_in_flight_per_peer(make_batcher, styles):
+    model = styles["alpha"]
+    batcher = make_batcher(max_batch=8, max_wait_s=0.0)
+    batcher.add_peer("a")
+    model.gate.clear()
+    first = batcher.submit("a", frame(1), "alpha")
+    await asyncio.to_thread(model.entered.wait, 5)  # frame 1 is in flight, the thread is held
+    stale = batcher.submit("a", frame(2), "alpha")
+    newest = batcher.submit("a", frame(3), "alpha")
+    model.gate.set()
+    with pytest.raises(FrameDropped):
+        await stale
+    await first
+    result = await newest
+    assert [values(c) for c in model.calls] == [[1], [3]]
+    assert int(result.frame.to_ndarray(format="rgb24")[0, 0, 0]) == 255 - 3
+
+
+async def test_max_batch_splits_large_groups(make_batcher, styles):
+    batcher = make_batcher(max_batch=2, max_wait_s=0.5)
+    for peer in ("a", "b", "c"):
+        batcher.add_peer(peer)
+    await asyncio.gather(*(batcher.submit(p, frame(5), "alpha") for p in ("a", "b", "c")))
+    assert sorted(len(c) for c in styles["alpha"].calls) == [1, 2]
+
+
+async def test_a_lone_frame_goes_after_max_wait(make_batcher, styles):
+    batcher = make_batcher(max_batch=8, max_wait_s=0.05)
+    for peer in ("a", "b"):  # b never sends: a must not wait for it forever
+        batcher.add_peer(peer)
+    result = await asyncio.wait_for(batcher.submit("a", frame(7), "alpha"), 5)
+    assert result.batch_size == 1
+
+
+async def test_a_failing_model_call_fails_its_frames_only(make_batcher, styles):
+    batcher = make_batcher(max_wait_s=0.0)
+    styles["alpha"].fail = True
+    with pytest.raises(RuntimeError, match="exploded"):
+        await batcher.submit("a", frame(1), "alpha")
+    styles["alpha"].fail = False
+    assert (await batcher.submit("a", frame(1), "alpha")).batch_size == 1
+
+
+async def test_unknown_style_is_refused_at_once(make_batcher):
+    batcher = make_batcher()
+    with pytest.raises(StyleNotFound):
+        batcher.submit("a", frame(1), "nope")
+
+
+async def test_removed_peer_pending_frame_is_cancelled(make_batcher, styles):
+    model = styles["alpha"]
+    batcher = make_batcher(max_wait_s=0.0)
+    model.gate.clear()
+    busy = batcher.submit("x", frame(1), "alpha")
+    await asyncio.to_thread(model.entered.wait, 5)
+    waiting = batcher.submit("a", frame(2), "alpha")
+    batcher.remove_peer("a")
+    model.gate.set()
+    await busy
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+def test_per_frame_strength_blends_with_the_input():
+    model = FakeStylizer()
+    images = [np.full((4, 4, 3), 100, np.uint8)] * 3
+    out = run_model(model, images, [0.0, 0.5, 1.0])  # type: ignore[arg-type]
+    assert [int(o[0, 0, 0]) for o in out] == [100, 128, 155]

@@ -1,0 +1,79 @@
+"""The marker-bit jitter buffer: frames leave when their last packet is in, not one frame later."""
+
+from __future__ import annotations
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtp import RtpPacket
+
+from server.rtp import MarkerJitterBuffer, install_marker_jitter_buffers
+from tests.webrtc_helpers import PatternTrack
+
+
+def packet(seq: int, timestamp: int, marker: bool = False) -> RtpPacket:
+    """A depayloaded video packet whose data names it."""
+    p = RtpPacket(payload_type=96, marker=int(marker), sequence_number=seq, timestamp=timestamp)
+    p._data = f"[{seq}]".encode()  # type: ignore[attr-defined]
+    return p
+
+
+def feed(buffer: JitterBuffer, packets: list[RtpPacket]) -> list[bytes | None]:
+    """What the buffer releases after each packet."""
+    released = []
+    for p in packets:
+        _, frame = buffer.add(p)
+        released.append(None if frame is None else frame.data)
+    return released
+
+
+FRAME_1 = [packet(100, 3000), packet(101, 3000), packet(102, 3000, marker=True)]
+FRAME_2_START = [packet(103, 6000)]
+
+
+def test_stock_buffer_holds_a_frame_until_the_next_one_starts():
+    released = feed(JitterBuffer(capacity=128, is_video=True), FRAME_1 + FRAME_2_START)
+    assert released == [None, None, None, b"[100][101][102]"]
+
+
+def test_marker_buffer_releases_the_frame_on_its_marker_packet():
+    released = feed(MarkerJitterBuffer(capacity=128, is_video=True), FRAME_1 + FRAME_2_START)
+    assert released == [None, None, b"[100][101][102]", None]
+
+
+def test_marker_buffer_waits_for_a_missing_packet():
+    buffer = MarkerJitterBuffer(capacity=128, is_video=True)
+    arrival = [FRAME_1[0], FRAME_1[2], FRAME_1[1]]  # 101 arrives late (a retransmission)
+    assert feed(buffer, arrival) == [None, None, b"[100][101][102]"]
+
+
+def test_marker_buffer_keeps_stock_behaviour_without_marker_bits():
+    frame = [packet(7, 90), packet(8, 90)]
+    released = feed(MarkerJitterBuffer(capacity=128, is_video=True), frame + [packet(9, 180)])
+    assert released == [None, None, b"[7][8]"]
+
+
+def test_consecutive_frames_each_leave_on_their_marker():
+    buffer = MarkerJitterBuffer(capacity=128, is_video=True)
+    frames = [packet(s, 3000 * (s // 2), marker=s % 2 == 1) for s in range(10, 16)]
+    assert feed(buffer, frames) == [None, b"[10][11]", None, b"[12][13]", None, b"[14][15]"]
+
+
+async def test_install_swaps_the_buffer_of_video_receivers_only():
+    sender = RTCPeerConnection()
+    receiver = RTCPeerConnection()
+    try:
+        sender.addTrack(PatternTrack())
+        sender.addTransceiver("audio")
+        await sender.setLocalDescription(await sender.createOffer())
+        offer = sender.localDescription
+        await receiver.setRemoteDescription(RTCSessionDescription(offer.sdp, offer.type))
+        assert install_marker_jitter_buffers(receiver) == 1
+        assert install_marker_jitter_buffers(receiver) == 0  # already installed
+        kinds = {
+            t.kind: type(t.receiver._RTCRtpReceiver__jitter_buffer)
+            for t in receiver.getTransceivers()
+        }
+        assert kinds == {"video": MarkerJitterBuffer, "audio": JitterBuffer}
+    finally:
+        await sender.close()
+        await receiver.close()

@@ -1,0 +1,164 @@
+"""Clip stylization: frames, timing and sound survive; bad files fail clearly."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media_helpers import HEIGHT, WIDTH, make_clip, read_clip
+
+from stylefusion.errors import Cancelled, InvalidInput, MediaError
+from stylefusion.progress import Progress
+from stylefusion.video import (
+    MediaTooLarge,
+    VideoConfig,
+    even_size,
+    probe_video,
+    stylize_video,
+)
+
+
+@pytest.fixture
+def config(models_dir: Path) -> VideoConfig:
+    return VideoConfig(style=models_dir / "alpha", device="cpu", batch_size=4)
+
+
+def _frame_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Mean absolute pixel difference between two equally long frame lists."""
+    pairs = zip(a, b, strict=True)
+    return float(np.mean([np.abs(x.astype(int) - y.astype(int)).mean() for x, y in pairs]))
+
+
+def test_clip_keeps_frames_duration_and_sound(tmp_path: Path, config: VideoConfig) -> None:
+    source = make_clip(tmp_path / "in.mp4", frames=15, fps=10, audio="aac")
+    reports: list[Progress] = []
+    result = stylize_video(source, tmp_path / "out.mp4", config, progress=reports.append)
+    before, after = read_clip(source), read_clip(result.output)
+    assert (result.frames, len(after.frames)) == (15, 15)
+    assert after.video_codec == "h264" and after.pix_fmt == "yuv420p"
+    assert after.frames[0].shape == (HEIGHT, WIDTH, 3)
+    assert after.times[-1] == pytest.approx(before.times[-1], abs=0.1)  # within a frame
+    assert result.has_audio and after.audio_seconds is not None
+    assert after.audio_seconds == pytest.approx(before.audio_seconds, abs=0.05)
+    assert after.audio_rms > 0.15  # the tone itself, not silence
+    assert _frame_diff(before.frames, after.frames) > 5  # stylized, not copied
+    assert reports[-1].done == reports[-1].total == 15
+    assert [r.done for r in reports] == sorted(r.done for r in reports)
+
+
+def test_uncopyable_sound_is_reencoded_to_aac(tmp_path: Path, config: VideoConfig) -> None:
+    source = make_clip(tmp_path / "in.mkv", frames=12, audio="pcm_s16le")
+    result = stylize_video(source, tmp_path / "out.mp4", config)
+    before, after = read_clip(source), read_clip(result.output)
+    assert after.audio_codec == "aac"
+    assert after.audio_seconds == pytest.approx(before.audio_seconds, abs=0.05)
+    assert after.audio_rms > 0.15
+    assert len(after.frames) == 12
+
+
+def test_clip_without_sound(tmp_path: Path, config: VideoConfig) -> None:
+    source = make_clip(tmp_path / "in.mkv", frames=5, audio=None)
+    result = stylize_video(source, tmp_path / "out.mp4", config)
+    assert not result.has_audio
+    assert read_clip(result.output).audio_seconds is None
+
+
+def test_variable_frame_rate_times_are_kept(tmp_path: Path, config: VideoConfig) -> None:
+    times_ms = [0, 100, 130, 400, 450, 800, 820, 1000, 1500]
+    source = make_clip(tmp_path / "vfr.mkv", pts_ms=times_ms, audio=None)
+    result = stylize_video(source, tmp_path / "out.mp4", config)
+    assert read_clip(result.output).times == pytest.approx([t / 1000 for t in times_ms], abs=2e-3)
+
+
+def test_damaged_audio_packets_are_skipped_with_a_warning(
+    tmp_path: Path, config: VideoConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = make_clip(tmp_path / "in.mp4", frames=15, audio="aac", damaged_audio=[3, 7])
+    with caplog.at_level(logging.WARNING, logger="stylefusion"):
+        result = stylize_video(source, tmp_path / "out.mp4", config)
+    after = read_clip(result.output)
+    assert result.skipped_packets == 2
+    assert "damaged audio packet" in caplog.text
+    assert len(after.frames) == 15 and after.audio_rms > 0.15
+
+
+def test_max_side_scales_down_to_even_size(tmp_path: Path, models_dir: Path) -> None:
+    source = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
+    cfg = VideoConfig(style=models_dir / "beta", device="cpu", max_side=30)
+    result = stylize_video(source, tmp_path / "out.mp4", cfg)
+    assert read_clip(result.output).frames[0].shape == (22, 30, 3)  # 48*30/64 = 22.5 -> 22
+
+
+@pytest.mark.parametrize(
+    ("size", "max_side", "expected"),
+    [((64, 48), None, (64, 48)), ((63, 47), None, (64, 48)), ((720, 528), 160, (160, 118))],
+)
+def test_even_size(size: tuple[int, int], max_side: int | None, expected: tuple[int, int]) -> None:
+    assert even_size(*size, max_side) == expected
+
+
+def test_text_file_is_not_a_video(tmp_path: Path, config: VideoConfig) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is a shopping list, not a clip\n" * 20)
+    with pytest.raises(MediaError, match="notes.mp4") as info:
+        stylize_video(fake, tmp_path / "out.mp4", config)
+    assert "\n" not in str(info.value)
+    assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".out*"))
+
+
+def test_truncated_clip_gives_a_clear_error(tmp_path: Path, config: VideoConfig) -> None:
+    whole = make_clip(tmp_path / "whole.mp4", frames=15).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) // 2])  # the MP4 index sits at the end: gone
+    with pytest.raises(MediaError, match="cut.mp4"):
+        probe_video(cut)
+
+
+def test_garbage_after_a_valid_header_gives_a_clear_error(tmp_path: Path) -> None:
+    whole = make_clip(tmp_path / "whole.mkv", frames=15).read_bytes()
+    rng = np.random.default_rng(3)
+    broken = tmp_path / "broken.mkv"
+    broken.write_bytes(whole[:64] + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    with pytest.raises(MediaError, match="broken.mkv"):
+        probe_video(broken)
+
+
+def test_probe_describes_a_clip(tmp_path: Path) -> None:
+    info = probe_video(make_clip(tmp_path / "in.mp4", frames=15, fps=10))
+    assert (info.width, info.height, info.frames, info.has_audio) == (WIDTH, HEIGHT, 15, True)
+    assert info.duration_s == pytest.approx(1.5, abs=0.1)
+    assert info.fps == pytest.approx(10)
+
+
+def test_probe_limits(tmp_path: Path) -> None:
+    source = make_clip(tmp_path / "in.mp4", frames=15, fps=10)
+    with pytest.raises(MediaTooLarge, match="limit is 1 s"):
+        probe_video(source, max_duration_s=1)
+    with pytest.raises(MediaTooLarge, match="pixels"):
+        probe_video(source, max_pixels=32 * 32)
+    assert issubclass(MediaTooLarge, InvalidInput)
+
+
+@pytest.mark.parametrize("url", ["http://example.com/a.mp4", "concat:a.mp4|b.mp4", "pipe:0"])
+def test_urls_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInput, match="not a local file"):
+        probe_video(url)
+
+
+def test_cancel_removes_the_partial_output(tmp_path: Path, config: VideoConfig) -> None:
+    source = make_clip(tmp_path / "in.mp4", frames=15, audio="aac")
+    flag = threading.Event()
+    flag.set()
+    out = tmp_path / "out" / "clip.mp4"
+    with pytest.raises(Cancelled):
+        stylize_video(source, out, config, cancel=flag)
+    assert not out.exists() and not list(out.parent.iterdir())
+
+
+def test_output_must_not_be_the_input(tmp_path: Path, config: VideoConfig) -> None:
+    source = make_clip(tmp_path / "in.mp4", frames=3, audio=None)
+    with pytest.raises(InvalidInput, match="must not be the input"):
+        stylize_video(source, source, config)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
+from webrtc_helpers import PatternTrack
 
 from server.rtp import MarkerJitterBuffer, install_marker_jitter_buffers
-from tests.webrtc_helpers import PatternTrack
 
 
 def packet(seq: int, timestamp: int, marker: bool = False) -> RtpPacket:

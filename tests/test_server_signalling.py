@@ -7,10 +7,10 @@ import json
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
+from webrtc_helpers import Viewer, difference, test_config
 
 from server.app import create_app
 from server.keys import BATCHER, PEERS
-from tests.webrtc_helpers import Viewer, difference, test_config
 
 pytestmark = pytest.mark.timeout(120)
 

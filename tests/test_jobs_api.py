@@ -8,11 +8,8 @@ from pathlib import Path
 
 import numpy as np
 from aiohttp.test_utils import TestClient
-from PIL import Image
-
-from server.config import ServerConfig
-from tests.conftest import make_style_image
-from tests.jobs_helpers import (
+from conftest import make_style_image
+from jobs_helpers import (
     AUTH,
     TINY_TRAIN,
     form,
@@ -22,7 +19,10 @@ from tests.jobs_helpers import (
     submit,
     wait_job,
 )
-from tests.media_helpers import make_clip, make_photo, read_clip
+from media_helpers import make_clip, make_photo, read_clip
+from PIL import Image
+
+from server.config import ServerConfig
 
 
 async def _client(aiohttp_client, config: ServerConfig) -> TestClient:

@@ -15,12 +15,12 @@ import aiohttp
 import pytest
 import torch
 from aiohttp.test_utils import TestClient
+from conftest import make_style_image
+from jobs_helpers import AUTH, TINY_TRAIN, form, jobs_app, jobs_config, submit, wait_job
 from safetensors.torch import load_file
 
 from server.jobs.store import JobStore
 from server.keys import JOB_STORE
-from tests.conftest import make_style_image
-from tests.jobs_helpers import AUTH, TINY_TRAIN, form, jobs_app, jobs_config, submit, wait_job
 
 RESUMABLE = TINY_TRAIN | {"steps": "40"}
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from conftest import make_style_image
+from jobs_helpers import AUTH, form, jobs_app, jobs_config
+from media_helpers import make_clip
 
 from server.config import ServerConfig
 from server.jobs.uploads import UploadError, UploadLimits, probe_clip, probe_image
-from tests.conftest import make_style_image
-from tests.jobs_helpers import AUTH, form, jobs_app, jobs_config
-from tests.media_helpers import make_clip
 
 
 def _files_left(config: ServerConfig) -> list[Path]:

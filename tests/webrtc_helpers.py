@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
@@ -148,3 +151,72 @@ class Viewer:
 def difference(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference of two same-size RGB images, 0..255."""
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+class ServerThread:
+    """The real app served over TCP from a background thread with its own event loop."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.app: web.Application | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name="test-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://{self.config.host}:{self.config.port}"
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(60) or self._error is not None:
+            raise RuntimeError(f"the server did not start: {self._error!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+
+    def _serve(self) -> None:
+        from server.app import create_app
+
+        asyncio.set_event_loop(self.loop)
+        self.app = create_app(self.config)
+        runner = web.AppRunner(self.app)
+        try:
+            self.loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, self.config.host, self.config.port)
+            self.loop.run_until_complete(site.start())
+        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+        self.loop.close()
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_y4m(path: Path, width: int = 320, height: int = 240, frames: int = 30) -> Path:
+    """A small YUV4MPEG2 clip (a slowly moving colour pattern) for a fake camera."""
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            rgb = np.roll(pattern(width, height, seed=4), shift=2 * i, axis=1)
+            yuv = VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            f.write(b"FRAME\n")
+            f.write(yuv.to_ndarray().tobytes())  # Y, then U, then V planes
+    return path

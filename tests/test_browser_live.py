@@ -1,0 +1,120 @@
+"""A real headless Chromium with a fake camera streams through the live page and switches style."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from webrtc_helpers import ServerThread, free_port, test_config, write_y4m
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run)"
+    ),
+]
+
+# mean absolute difference of the two videos drawn at 64x48 (-1 while one is not playing)
+VIDEO_DIFFERENCE_JS = """() => {
+  const grab = (video) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 64; canvas.height = 48;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(video, 0, 0, 64, 48);
+    return ctx.getImageData(0, 0, 64, 48).data;
+  };
+  const local = document.getElementById("local"), remote = document.getElementById("remote");
+  if (local.readyState < 2 || remote.readyState < 2) return -1;
+  const a = grab(local), b = grab(remote);
+  let sum = 0;
+  for (let i = 0; i < a.length; i += 4) {
+    sum += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+  }
+  return sum / (a.length / 4 * 3);
+}"""
+
+REMOTE_FRAMES_JS = """() => {
+  const v = document.getElementById("remote");
+  const quality = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
+  return {width: v.videoWidth, height: v.videoHeight, time: v.currentTime, frames: quality};
+}"""
+
+
+def health(server: ServerThread) -> dict:
+    with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def server(models_dir, tmp_path):
+    config = test_config(models_dir, tmp_path, port=free_port(), stats_interval_s=0.5)
+    with ServerThread(config) as running:
+        yield running
+
+
+@pytest.fixture
+def browser(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    clip = write_y4m(tmp_path / "camera.y4m")
+    args = [
+        "--no-sandbox",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+        "--disable-background-networking",
+        "--disable-component-update",
+    ]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    shutil.rmtree(tmp_path / "var", ignore_errors=True)
+
+
+def test_page_streams_stylized_video_and_switches_style(server, browser):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    options = page.eval_on_selector_all("#style option", "els => els.map(e => e.value)")
+    assert options == ["alpha", "beta"]
+    assert page.locator("#style-grid .style-tile img").count() == 2
+
+    page.select_option("#resolution", "320x240")
+    page.click("#start")
+    page.wait_for_function(
+        "() => { const v = document.getElementById('remote');"
+        " return v.readyState >= 2 && v.videoWidth > 0; }",
+        timeout=30_000,
+    )
+    first = page.evaluate(REMOTE_FRAMES_JS)
+    assert (first["width"], first["height"]) == (320, 240)
+    page.wait_for_function(
+        f"() => ({REMOTE_FRAMES_JS})().time > {first['time']} + 0.5", timeout=20_000
+    )
+    assert page.evaluate(VIDEO_DIFFERENCE_JS) > 10  # the remote video is not the camera
+    assert health(server)["peers"] == 1
+
+    page.select_option("#style", "beta")
+    page.wait_for_selector("body[data-active-style=beta]", timeout=20_000)
+    page.wait_for_function("() => Number(document.body.dataset.statsCount) >= 2")
+    stats_line = page.text_content("#stats")
+    assert "beta" in stats_line and "fps" in stats_line
+
+    page.click("#stop")
+    page.wait_for_selector("body[data-connection=idle]")
+    page.wait_for_function("() => document.getElementById('remote').srcObject === null")
+    deadline = time.monotonic() + 20
+    while health(server)["peers"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health(server)["peers"] == 0  # the server let go of the closed tab
+    assert errors == []

@@ -1,0 +1,296 @@
+// StyleFusion live page: camera -> WebRTC -> server (stylized) -> back, with a "control" data channel.
+const $ = (id) => document.getElementById(id);
+const ui = {
+  start: $("start"), stop: $("stop"), style: $("style"), grid: $("style-grid"),
+  resolution: $("resolution"), strength: $("strength"), strengthValue: $("strength-value"),
+  local: $("local"), remote: $("remote"), connection: $("connection"), toast: $("toast"),
+  stats: $("stats"), fpsIn: $("fps-in"), fpsOut: $("fps-out"), latency: $("latency"),
+  batch: $("batch"), dropped: $("dropped"), switching: $("switching"),
+  localSize: $("local-size"), remoteStyle: $("remote-style"),
+};
+
+const state = {
+  config: { iceServers: [] },
+  styles: [],
+  displayNames: new Map(),
+  pc: null,
+  channel: null,
+  stream: null,
+  activeStyle: null,
+  pendingStyle: null,
+  strengthTimer: null,
+};
+
+// ---------- small helpers ----------
+function toast(text, kind = "info") {
+  ui.toast.textContent = text;
+  ui.toast.className = `toast ${kind}`;
+  ui.toast.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { ui.toast.hidden = true; }, kind === "error" ? 6000 : 3000);
+}
+
+function setConnection(stateName) {
+  ui.connection.dataset.state = stateName;
+  ui.connection.querySelector("span").textContent = stateName;
+  document.body.dataset.connection = stateName;
+}
+
+function displayName(name) {
+  return state.displayNames.get(name) || name;
+}
+
+function setLive(video, live) {
+  video.closest(".frame").classList.toggle("live", live);
+}
+
+async function getJSON(url) {
+  const response = await fetch(url, { cache: "no-store" });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+// ---------- styles ----------
+function renderStyles(styles, defaultName) {
+  const known = new Set(state.styles.map((s) => s.name));
+  const fresh = state.styles.length ? styles.filter((s) => !known.has(s.name)) : [];
+  const current = ui.style.value || state.activeStyle || defaultName;
+  state.styles = styles;
+  state.displayNames = new Map(styles.map((s) => [s.name, s.display_name || s.name]));
+
+  ui.style.replaceChildren(...styles.map((s) => new Option(displayName(s.name), s.name)));
+  const names = styles.map((s) => s.name);
+  ui.style.value = names.includes(current) ? current : (defaultName || names[0] || "");
+
+  ui.grid.replaceChildren(...styles.map((s) => {
+    const tile = document.createElement("button");
+    tile.type = "button";
+    tile.className = "style-tile";
+    tile.dataset.style = s.name;
+    tile.setAttribute("role", "option");
+    tile.title = displayName(s.name);
+    const img = new Image();
+    img.src = s.thumbnail;
+    img.alt = "";
+    img.loading = "lazy";
+    const label = document.createElement("span");
+    label.textContent = displayName(s.name);
+    tile.append(img, label);
+    if (fresh.some((f) => f.name === s.name)) tile.classList.add("fresh");
+    tile.addEventListener("click", () => chooseStyle(s.name));
+    return tile;
+  }));
+  markTiles();
+  if (fresh.length) toast(`New style ready: ${fresh.map((s) => displayName(s.name)).join(", ")}`);
+  if (!styles.length) ui.grid.textContent = "No styles yet: train one in the Studio.";
+}
+
+function markTiles() {
+  for (const tile of ui.grid.querySelectorAll(".style-tile")) {
+    tile.setAttribute("aria-selected", String(tile.dataset.style === ui.style.value));
+    tile.classList.toggle("pending", tile.dataset.style === state.pendingStyle);
+  }
+}
+
+function chooseStyle(name) {
+  ui.style.value = name;
+  markTiles();
+  if (state.channel && state.channel.readyState === "open") {
+    state.pendingStyle = name;
+    ui.switching.hidden = false;
+    state.channel.send(JSON.stringify({ style: name }));
+  }
+  markTiles();
+}
+
+function styleApplied(name) {
+  state.activeStyle = name;
+  if (state.pendingStyle === name) state.pendingStyle = null;
+  ui.switching.hidden = state.pendingStyle === null ? true : ui.switching.hidden;
+  ui.remoteStyle.textContent = displayName(name);
+  document.body.dataset.activeStyle = name;
+  markTiles();
+}
+
+// ---------- control channel ----------
+function onControlMessage(event) {
+  let message;
+  try { message = JSON.parse(event.data); } catch { return; }
+  switch (message.event) {
+    case "stats": showStats(message); break;
+    case "style": styleApplied(message.style); toast(`Now painting in ${displayName(message.style)}`); break;
+    case "styles": renderStyles(message.styles, message.default); break;
+    case "error":
+      state.pendingStyle = null;
+      ui.switching.hidden = true;
+      markTiles();
+      toast(message.error, "error");
+      break;
+    default: break;
+  }
+}
+
+function showStats(s) {
+  ui.fpsIn.textContent = s.fps_in.toFixed(1);
+  ui.fpsOut.textContent = s.fps_out.toFixed(1);
+  ui.latency.textContent = `${s.latency_ms.toFixed(0)} ms`;
+  ui.batch.textContent = s.batch ? s.batch.toFixed(1) : "–";
+  ui.dropped.textContent = String(s.dropped_total ?? s.dropped);
+  ui.stats.textContent =
+    `${displayName(s.style)} · ${s.fps_out.toFixed(1)} fps · ${s.latency_ms.toFixed(1)} ms in server ` +
+    `(queue ${s.queue_ms.toFixed(1)} · model ${s.inference_ms.toFixed(1)}) · ` +
+    `strength ${Math.round(s.strength * 100)}% · ${s.dropped} dropped this second`;
+  document.body.dataset.statsCount = String(Number(document.body.dataset.statsCount || 0) + 1);
+  if (!state.activeStyle) styleApplied(s.style);
+}
+
+function resetStats() {
+  for (const el of [ui.fpsIn, ui.fpsOut, ui.latency, ui.batch, ui.dropped]) el.textContent = "–";
+  ui.stats.textContent = "Not streaming";
+}
+
+// ---------- camera ----------
+function constraints() {
+  const [width, height] = ui.resolution.value.split("x").map(Number);
+  return { audio: false, video: { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } } };
+}
+
+async function openCamera() {
+  const stream = await navigator.mediaDevices.getUserMedia(constraints());
+  const settings = stream.getVideoTracks()[0].getSettings();
+  ui.localSize.textContent = settings.width ? `${settings.width}×${settings.height}` : "";
+  return stream;
+}
+
+async function changeResolution() {
+  if (!state.pc || !state.stream) return;
+  try {
+    const stream = await openCamera();
+    const sender = state.pc.getSenders().find((s) => s.track && s.track.kind === "video");
+    await sender.replaceTrack(stream.getVideoTracks()[0]);
+    state.stream.getTracks().forEach((t) => t.stop());
+    state.stream = stream;
+    ui.local.srcObject = stream;
+  } catch (error) {
+    toast(`Could not change resolution: ${error.message}`, "error");
+  }
+}
+
+// ---------- connection ----------
+function waitForIceGathering(pc, timeoutMs = 3000) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, timeoutMs); // aiortc wants every candidate in the offer; do not wait forever
+  });
+}
+
+async function start() {
+  ui.start.disabled = true;
+  setConnection("connecting");
+  try {
+    state.stream = await openCamera();
+    ui.local.srcObject = state.stream;
+    setLive(ui.local, true);
+
+    const pc = new RTCPeerConnection({ iceServers: state.config.iceServers || [] });
+    state.pc = pc;
+    state.stream.getTracks().forEach((track) => pc.addTrack(track, state.stream));
+    const channel = pc.createDataChannel("control");
+    state.channel = channel;
+    channel.addEventListener("message", onControlMessage);
+    channel.addEventListener("open", sendStrength);
+    pc.addEventListener("track", (event) => {
+      ui.remote.srcObject = event.streams[0] || new MediaStream([event.track]);
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      setConnection(pc.connectionState);
+      if (pc.connectionState === "failed") {
+        toast("The connection failed. Check the network or the ICE servers.", "error");
+        stop();
+      }
+    });
+
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc);
+    const response = await fetch("/offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type, style: ui.style.value || undefined }),
+    });
+    const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+    await pc.setRemoteDescription(answer);
+    ui.stop.disabled = false;
+  } catch (error) {
+    toast(error.name === "NotAllowedError" ? "Camera access was denied." : error.message, "error");
+    await stop();
+    setConnection("error");
+  }
+}
+
+async function stop() {
+  const { pc, stream } = state;
+  state.pc = null;
+  state.channel = null;
+  state.stream = null;
+  state.pendingStyle = null;
+  state.activeStyle = null;
+  if (pc) pc.close();
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  ui.local.srcObject = null;
+  ui.remote.srcObject = null;
+  setLive(ui.local, false);
+  setLive(ui.remote, false);
+  ui.switching.hidden = true;
+  ui.remoteStyle.textContent = "";
+  ui.localSize.textContent = "";
+  ui.start.disabled = false;
+  ui.stop.disabled = true;
+  delete document.body.dataset.activeStyle;
+  setConnection("idle");
+  resetStats();
+  markTiles();
+}
+
+// ---------- strength ----------
+function sendStrength() {
+  const value = Number(ui.strength.value);
+  if (state.channel && state.channel.readyState === "open") {
+    state.channel.send(JSON.stringify({ strength: value }));
+  }
+}
+
+function onStrengthInput() {
+  ui.strengthValue.textContent = `${Math.round(Number(ui.strength.value) * 100)}%`;
+  clearTimeout(state.strengthTimer);
+  state.strengthTimer = setTimeout(sendStrength, 60); // at most ~15 messages a second
+}
+
+// ---------- boot ----------
+async function boot() {
+  ui.start.addEventListener("click", start);
+  ui.stop.addEventListener("click", stop);
+  ui.style.addEventListener("change", () => chooseStyle(ui.style.value));
+  ui.resolution.addEventListener("change", changeResolution);
+  ui.strength.addEventListener("input", onStrengthInput);
+  ui.remote.addEventListener("playing", () => setLive(ui.remote, true));
+  window.addEventListener("pagehide", () => { if (state.pc) state.pc.close(); });
+  setConnection("idle");
+  try {
+    const [config, styles] = await Promise.all([getJSON("/api/config"), getJSON("/api/styles")]);
+    state.config = config;
+    renderStyles(styles.styles, styles.default);
+  } catch (error) {
+    toast(`The server is not answering: ${error.message}`, "error");
+  }
+  if (!navigator.mediaDevices || !window.RTCPeerConnection) {
+    ui.start.disabled = true;
+    toast("This browser cannot stream from a camera (a secure context is needed).", "error");
+  }
+  document.body.dataset.ready = "true";
+}
+
+boot();

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY, make_style_image
@@ -158,3 +159,31 @@ def test_empty_content_folder_is_refused(config: TrainConfig, tmp_path: Path) ->
     (empty / "notes.txt").write_text("no images here")
     with pytest.raises(InvalidInput, match="no readable images"):
         train(dataclasses.replace(config, content_dir=empty))
+
+
+def test_non_finite_step_is_skipped_and_counted(
+    config: TrainConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stylefusion.trainer as trainer_module
+
+    calls = {"n": 0}
+    real_tv = trainer_module.total_variation
+
+    def flaky_tv(images: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        return real_tv(images) * (float("nan") if calls["n"] == 2 else 1.0)
+
+    monkeypatch.setattr(trainer_module, "total_variation", flaky_tv)
+    reports: list[Progress] = []
+    result = train(config, progress=reports.append)
+    assert [r.metrics["skipped"] for r in reports] == [0, 1, 1, 1, 1, 1]
+    model = load_transformer(result.folder, "full")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_bf16_loss_network_trains(config: TrainConfig) -> None:
+    # the CUDA mixed-precision path (bf16 autocast around VGG), exercised on the CPU
+    reports: list[Progress] = []
+    train(dataclasses.replace(config, steps=3, mixed_precision=True), progress=reports.append)
+    assert all(np.isfinite(r.metrics["loss"]) for r in reports)
+    assert reports[-1].metrics["skipped"] == 0

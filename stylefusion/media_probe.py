@@ -90,6 +90,8 @@ def probe_video(
 ) -> VideoInfo:
     """Describe a clip after decoding its first frame; MediaError if it is not a video."""
     with open_input(path) as container:
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+            raise MediaError(f"{Path(path).name} is a still image, not a video")
         stream = video_stream(container, Path(path).name)
         first = first_frame(container, stream, Path(path).name)
         audio = container.streams.audio

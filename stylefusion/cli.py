@@ -1,0 +1,428 @@
+"""The `stylefusion` command: train | stylize | video | render | bench (the only argparse)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .devices import DEVICE_CHOICES
+from .errors import Cancelled, StyleFusionError
+from .progress import Progress, ProgressCallback
+from .transformer_net import VARIANTS
+
+log = logging.getLogger("stylefusion")
+
+PROG = "stylefusion"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A bad command line; main() prints it as one line and exits with code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become one-line UsageErrors instead of usage dumps."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+# ---- argument types -------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a number within 0..1 (strength)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
+    return value
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """argparse type: WxH, e.g. 320x240."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 8 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected WxH like 320x240 (each >= 8), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+# ---- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line interface, as in the contract."""
+    parser = _Parser(prog=PROG, description="Neural style transfer: train, stylize, render.")
+    _logging_options(parser, default=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_stylize, _add_video, _add_render, _add_bench):
+        add(sub)
+    for command in sub.choices.values():  # also accepted after the subcommand
+        _logging_options(command, default=argparse.SUPPRESS)
+    return parser
+
+
+def _logging_options(p: argparse.ArgumentParser, default: Any) -> None:
+    """--verbose / --quiet."""
+    p.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no bars, warnings")
+
+
+def _common(p: argparse.ArgumentParser, *, style: bool) -> None:
+    """Options shared by the inference commands."""
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--variant", choices=tuple(VARIANTS), help="default: full on GPU, lite on CPU")
+    if style:
+        p.add_argument("--strength", type=unit_float, default=1.0, help="0..1 (default 1)")
+        p.add_argument("--models-dir", type=Path, default=Path("models"), help="default models/")
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a fast style (writes models/NAME)")
+    p.add_argument("--style-image", type=Path, required=True, metavar="IMG")
+    p.add_argument("--content", type=Path, required=True, metavar="DIR", help="training photos")
+    p.add_argument("--name", required=True, help="style name: a-z, 0-9 and '-'")
+    p.add_argument("--output", type=Path, default=Path("models"), metavar="DIR", help="models dir")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="full")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=positive_int, help="training steps (default 2000)")
+    budget.add_argument("--seconds", type=positive_float, help="train for this long instead")
+    p.add_argument("--size", type=positive_int, default=256, help="crop size (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--style-weight", type=positive_float, help="default 5")
+    p.add_argument("--content-weight", type=positive_float, help="default 1")
+    p.add_argument("--tv-weight", type=float, help="total variation weight")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default 1e-3)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing variant")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_run_train)
+
+
+def _add_stylize(sub: Any) -> None:
+    p = sub.add_parser("stylize", help="stylize image files or folders")
+    p.add_argument("--style", required=True, metavar="NAME_OR_DIR")
+    p.add_argument("--input", type=Path, nargs="+", required=True, metavar="PATH")
+    p.add_argument("--output", type=Path, required=True, metavar="DIR")
+    p.add_argument("--size", type=positive_int, help="longest side of the output, in pixels")
+    _common(p, style=True)
+    p.set_defaults(handler=_run_stylize)
+
+
+def _add_video(sub: Any) -> None:
+    p = sub.add_parser("video", help="stylize a clip into an H.264 MP4, sound kept")
+    p.add_argument("input", type=Path, metavar="INPUT")
+    p.add_argument("output", type=Path, metavar="OUTPUT")
+    p.add_argument("--style", required=True, metavar="NAME_OR_DIR")
+    p.add_argument("--max-side", type=positive_int, help="scale down to this longest side")
+    p.add_argument("--batch-size", type=positive_int, default=4)
+    p.add_argument("--crf", type=int, default=20, help="x264 quality, 0..51 (default 20)")
+    _common(p, style=True)
+    p.set_defaults(handler=_run_video)
+
+
+def _add_render(sub: Any) -> None:
+    p = sub.add_parser("render", help="iterative (Gatys) style transfer of one image")
+    p.add_argument("--content", type=Path, required=True, metavar="IMG")
+    p.add_argument("--style-image", type=Path, required=True, metavar="IMG")
+    p.add_argument("--output", type=Path, required=True, metavar="IMG")
+    p.add_argument("--size", type=positive_int, default=512, help="longest side (default 512)")
+    p.add_argument("--iterations", type=positive_int, default=300)
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--style-weight", type=positive_float)
+    p.add_argument("--content-weight", type=positive_float)
+    p.add_argument("--tv-weight", type=float)
+    p.add_argument("--scales", type=positive_int, help="coarse-to-fine passes (default 1)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_run_render)
+
+
+def _add_bench(sub: Any) -> None:
+    p = sub.add_parser("bench", help="inference speed (frames per second)")
+    p.add_argument("--size", type=frame_size, default=(320, 240), metavar="WxH")
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--repeats", type=positive_int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--style", metavar="NAME_OR_DIR", help="time a style's weights")
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--threads", type=positive_int)
+    p.add_argument("--json", action="store_true", help="print only one JSON object")
+    _common(p, style=False)
+    p.set_defaults(handler=_run_bench)
+
+
+# ---- handlers -------------------------------------------------------------------------------
+
+
+def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .trainer import TrainConfig, train
+
+    optional = {
+        "steps": args.steps,
+        "seconds": args.seconds,
+        "style_weight": args.style_weight,
+        "content_weight": args.content_weight,
+        "tv_weight": args.tv_weight,
+        "lr": args.lr,
+        "threads": args.threads,
+    }
+    config = TrainConfig(
+        style_image=args.style_image,
+        content_dir=args.content,
+        name=args.name,
+        output_dir=args.output,
+        variant=args.variant,
+        size=args.size,
+        batch_size=args.batch_size,
+        device=args.device,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        seed=args.seed,
+        command=shlex.join([PROG, *argv]),
+        **{k: v for k, v in optional.items() if v is not None},
+    )
+    try:
+        with _bar(args, "train", "step") as bar, _interruptible() as cancel:
+            result = train(config, progress=bar, cancel=cancel)
+    except Cancelled:
+        raise Cancelled("checkpoint saved; add --resume to continue") from None
+    _say(args, f"trained {result.folder} ({result.steps} steps, {result.seconds:.0f} s)")
+    return 0
+
+
+def _run_stylize(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .images import collect_images, stylize_images
+    from .style_folder import resolve_style
+    from .stylizer import Stylizer
+
+    collect_images(args.input)  # fail on a missing input before loading any model
+    folder = resolve_style(args.style, args.models_dir)
+    stylizer = Stylizer.from_style(folder, args.variant, args.device)
+    with _bar(args, "stylize", "image") as bar:
+        written = stylize_images(args.input, args.output, stylizer, args.size, args.strength, bar)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _run_video(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .style_folder import resolve_style
+    from .video import VideoConfig, stylize_video
+
+    config = VideoConfig(
+        style=resolve_style(args.style, args.models_dir),
+        variant=args.variant,
+        device=args.device,
+        max_side=args.max_side,
+        batch_size=args.batch_size,
+        strength=args.strength,
+        crf=args.crf,
+    )
+    with _bar(args, "video", "frame") as bar, _interruptible() as cancel:
+        result = stylize_video(args.input, args.output, config, progress=bar, cancel=cancel)
+    sound = "with sound" if result.has_audio else "no sound"
+    _say(args, f"wrote {result.output} ({result.frames} frames, {sound}, {result.seconds:.1f} s)")
+    return 0
+
+
+def _run_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .renderer import RenderConfig, render
+
+    optional = {
+        "style_weight": args.style_weight,
+        "content_weight": args.content_weight,
+        "tv_weight": args.tv_weight,
+        "scales": args.scales,
+    }
+    config = RenderConfig(
+        content=args.content,
+        style_image=args.style_image,
+        output=args.output,
+        size=args.size,
+        iterations=args.iterations,
+        optimizer=args.optimizer,
+        device=args.device,
+        seed=args.seed,
+        **{k: v for k, v in optional.items() if v is not None},
+    )
+    with _bar(args, "render", "it") as bar, _interruptible() as cancel:
+        result = render(config, progress=bar, cancel=cancel)
+    _say(args, f"wrote {result.output} ({result.seconds:.1f} s)")
+    return 0
+
+
+def _run_bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .bench import BenchConfig, run_bench
+    from .style_folder import resolve_style
+
+    style = resolve_style(args.style, args.models_dir) if args.style else None
+    width, height = args.size
+    config = BenchConfig(
+        device=args.device,
+        variant=args.variant,
+        width=width,
+        height=height,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        warmup=max(0, args.warmup),
+        style=style,
+        threads=args.threads,
+    )
+    result = run_bench(config)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['device']} {result['variant']} {result['size']} batch {config.batch_size}: "
+            f"{result['fps']:.1f} fps ({result['ms_per_batch']:.1f} ms per batch)"
+        )
+    return 0
+
+
+# ---- progress, interrupts, logging, entry point --------------------------------------------
+
+
+def _postfix(command: str, report: Progress) -> dict[str, str]:
+    """What a bar shows besides the count: losses for train/render, fps for video."""
+    if command == "train":
+        keys = ("loss", "content", "style", "tv")
+        return {k: f"{report.metrics[k]:.3g}" for k in keys if k in report.metrics}
+    if command == "render" and "loss" in report.metrics:
+        return {"loss": f"{report.metrics['loss']:.4g}"}
+    if command == "video" and report.rate:
+        return {"fps": f"{report.rate:.1f}"}
+    return {}
+
+
+@contextlib.contextmanager
+def _bar(args: argparse.Namespace, command: str, unit: str) -> Iterator[ProgressCallback | None]:
+    """A tqdm bar on stderr fed by Progress reports (None when --quiet).
+
+    The bar appears with the first report, so a command that fails early prints only its error.
+    """
+    if args.quiet:
+        yield None
+        return
+    bars: list[tqdm] = []
+
+    def update(report: Progress) -> None:
+        if not bars:
+            bars.append(tqdm(desc=command, unit=unit, file=sys.stderr, dynamic_ncols=True))
+        bar = bars[0]
+        bar.total = report.total
+        postfix = _postfix(command, report)
+        if postfix:
+            bar.set_postfix(postfix, refresh=False)
+        bar.update(max(0, report.done - bar.n))
+
+    try:
+        with logging_redirect_tqdm(loggers=[logging.getLogger()]):
+            yield update
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """A cancel flag set by the first Ctrl-C (clean stop); a second Ctrl-C aborts at once."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        log.warning("stopping cleanly; press Ctrl-C again to abort at once")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    """INFO to stderr by default, DEBUG with --verbose, warnings only with --quiet."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("stylefusion").setLevel(level)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A closing summary line on stderr (stdout stays free for data)."""
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
+def _fail(message: object, code: int = EXIT_USAGE, label: str = "error: ") -> int:
+    """Print `stylefusion: error: message` as one line on stderr; return the exit code."""
+    print(f"{PROG}: {label}{' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
+def _run(handler: Callable[[argparse.Namespace, Sequence[str]], int], args: Any, argv: list[str]):
+    """Call a subcommand handler, turning expected failures into exit codes."""
+    try:
+        return handler(args, argv)
+    except Cancelled as exc:
+        return _fail(f"interrupted ({exc})", EXIT_INTERRUPTED, label="")
+    except (StyleFusionError, OSError) as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED, label="")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(words)
+    except UsageError as exc:
+        return _fail(exc)
+    except SystemExit as exc:  # --help and --version exit through argparse
+        return int(exc.code or 0)
+    _configure_logging(args.verbose, args.quiet)
+    return _run(args.handler, args, words)

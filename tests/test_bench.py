@@ -1,0 +1,56 @@
+"""Benchmarks: run_bench reports a plausible speed; bench/run.py writes its JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from stylefusion.bench import BenchConfig, run_bench
+from stylefusion.errors import InvalidInput
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_bench_random_weights() -> None:
+    result = run_bench(BenchConfig(device="cpu", width=40, height=24, repeats=2, warmup=1))
+    assert result["fps"] > 0 and result["ms_per_batch"] > 0
+    assert result["fps"] == pytest.approx(1000.0 / result["ms_per_batch"])
+    assert (result["device"], result["variant"], result["size"]) == ("cpu", "lite", "40x24")
+    assert len(result["ms_per_batch_all"]) == 2
+    json.dumps(result)  # JSON-ready
+
+
+def test_run_bench_with_a_style(models_dir: Path) -> None:
+    config = BenchConfig(
+        device="cpu", variant="full", width=32, height=32, batch_size=2, repeats=1, warmup=0,
+        style=models_dir / "beta",
+    )  # fmt: skip
+    result = run_bench(config)
+    assert (result["style"], result["variant"], result["batch_size"]) == ("beta", "full", 2)
+    assert result["fps"] == pytest.approx(2000.0 / result["ms_per_batch"])
+
+
+@pytest.mark.parametrize(
+    "bad", [{"width": 4}, {"batch_size": 0}, {"repeats": 0}, {"variant": "huge"}]
+)
+def test_bad_bench_config(bad: dict) -> None:
+    with pytest.raises(InvalidInput):
+        BenchConfig(**bad)
+
+
+def test_bench_script_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "results.json"
+    argv = ["--output", str(out), "--sizes", "32x24", "--repeats", "1", "--train-steps", "0"]
+    assert module.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    rows = {(r["device"], r["variant"], r["size"]) for r in report["inference"]}
+    assert rows == {("cpu", "full", "32x24"), ("cpu", "lite", "32x24")}
+    assert all(r["fps"] > 0 for r in report["inference"])

@@ -1,0 +1,68 @@
+"""The admin page in a real headless Chromium: sign in, train a tiny style, see it finish."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import make_style_image
+from jobs_helpers import TOKEN
+from webrtc_helpers import test_config
+
+from server.app import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
+]
+
+
+async def test_admin_page_trains_a_style_end_to_end(
+    aiohttp_server, tmp_path: Path, models_dir: Path, content_dir: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    config = test_config(models_dir, tmp_path, admin_token=TOKEN)
+    shutil.copytree(content_dir, Path(config.data_dir) / "content")
+    server = await aiohttp_server(create_app(config))
+    painting = make_style_image(tmp_path / "Water Lilies.png", seed=4)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = await browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(str(server.make_url("/admin")))
+            await expect(page.locator("#token-dialog")).to_be_visible()
+            await page.fill("#token", "wrong-token")
+            await page.click("#token-save")
+            await expect(page.locator("#token-error")).to_contain_text("not right")
+            await page.fill("#token", TOKEN)
+            await page.click("#token-save")
+            await expect(page.locator("#token-dialog")).to_be_hidden()
+
+            await page.click("[data-tab=train]")
+            form = page.locator("#train-form")
+            await form.locator("input[name=style_image]").set_input_files(painting)
+            await expect(form.locator("input[name=name]")).to_have_value("water-lilies")
+            await form.locator("input[name=budget_value]").fill("4")
+            await form.locator("input[name=size]").fill("32")
+            await form.locator("summary").click()
+            await form.locator("input[name=batch_size]").fill("2")
+            await form.locator("button[type=submit]").click()
+
+            job = page.locator(".job").first
+            await expect(job).to_have_attribute("data-state", "done", timeout=120_000)
+            await expect(job.locator(".job-title b")).to_have_text("Training · water-lilies")
+            await expect(job.locator(".job-preview")).to_be_visible()
+            await expect(job.locator(".job-live")).to_be_visible()
+            style_option = page.locator("#video-style option[value=water-lilies]")
+            await expect(style_option).to_have_count(1, timeout=20_000)
+            assert (models_dir / "water-lilies" / "lite.safetensors").is_file()
+            assert errors == []
+        finally:
+            await browser.close()

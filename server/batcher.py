@@ -133,29 +133,40 @@ class Batcher:
         return request.future
 
     def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
+        while True:
+            try:
+                batch = self._next_batch()
+            except Exception:  # noqa: BLE001 - a dead inference thread would freeze every stream
+                log.exception("the batcher failed to form a batch")
+                time.sleep(0.01)
+                continue
+            if batch is None:
+                return
             self._process(batch)
 
     def _next_batch(self) -> list[_Request] | None:
         """Block until a batch is ready: full, every peer's frame is in, or max_wait passed."""
         with self._cond:
-            while not self._pending and not self._stopping:
-                self._cond.wait()
-            if self._stopping:
-                return None
-            deadline = min(r.submitted for r in self._pending.values()) + self.max_wait_s
-            while True:
+            while not self._stopping:
+                if not self._pending:
+                    self._cond.wait()
+                    continue
                 group = self._oldest_group()
-                expected = len(self._peers | self._pending.keys())
-                remaining = deadline - time.perf_counter()
-                full = len(group) >= self.max_batch or len(self._pending) >= expected
-                if full or remaining <= 0 or self._stopping:
-                    break
-                self._cond.wait(remaining)
-            batch = group[: self.max_batch]
-            for request in batch:
-                del self._pending[request.peer]
-            return batch
+                wait_s = self._wait_time(group)
+                if wait_s <= 0:
+                    batch = group[: self.max_batch]
+                    for request in batch:
+                        del self._pending[request.peer]
+                    return batch
+                self._cond.wait(wait_s)
+            return None
+
+    def _wait_time(self, group: list[_Request]) -> float:
+        """Seconds still worth waiting for other peers' frames to join the group (<= 0: go)."""
+        expected = len(self._peers | self._pending.keys())
+        if len(group) >= self.max_batch or len(self._pending) >= expected:
+            return 0.0
+        return group[0].submitted + self.max_wait_s - time.perf_counter()
 
     def _oldest_group(self) -> list[_Request]:
         """Pending requests sharing the oldest request's key, oldest first."""

@@ -167,3 +167,16 @@ def test_per_frame_strength_blends_with_the_input():
     images = [np.full((4, 4, 3), 100, np.uint8)] * 3
     out = run_model(model, images, [0.0, 0.5, 1.0])  # type: ignore[arg-type]
     assert [int(o[0, 0, 0]) for o in out] == [100, 128, 155]
+
+
+async def test_peer_leaving_while_the_batcher_waits_does_not_stop_it(make_batcher, styles):
+    batcher = make_batcher(max_wait_s=0.3)
+    for peer in ("a", "b"):
+        batcher.add_peer(peer)
+    gone = batcher.submit("a", frame(1), "alpha")
+    await asyncio.sleep(0.05)  # the thread is now waiting for b's frame to join
+    batcher.remove_peer("a")
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    await asyncio.sleep(0.4)
+    assert (await asyncio.wait_for(batcher.submit("b", frame(2), "alpha"), 5)).batch_size == 1

@@ -1,0 +1,213 @@
+"""Live-server benchmark: N in-process WebRTC peers at WxH against the real app, JSON out.
+
+Reports per run: fps each peer receives, time in the server (decoded frame in -> stylized
+frame out), capture -> stylized-out latency (client encode, network, jitter buffer, decode,
+queue, model: where the marker-bit change shows), full round trip, and batch sizes.
+
+    python bench/live.py --peers 1 2 --size 320x240 --seconds 12 [--marker both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import ClientSession, web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+from av import VideoFrame
+
+from server import track as track_module
+from server.app import create_app
+from server.config import ServerConfig
+from server.keys import BATCHER, METRICS
+from stylefusion.style_folder import save_transformer
+from stylefusion.transformer_net import build_transformer
+
+SERVER_OUT: dict[int, float] = {}  # pts -> when the server handed the stylized frame on
+SERVER_OUT_ORDER: list[int] = []
+
+
+class Camera(VideoStreamTrack):
+    """A 30 fps synthetic camera that remembers when each frame was captured."""
+
+    def __init__(self, width: int, height: int, seed: int) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        self.captured: dict[int, float] = {}
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame.from_ndarray(np.roll(self.image, pts // 3000, axis=1), format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        self.captured[pts] = time.perf_counter()
+        return frame
+
+
+def instrument_server_track() -> None:
+    """Record when each stylized frame leaves the server's track (benchmark only)."""
+    original = track_module.StylizedTrack.recv
+
+    async def recv(self: Any) -> VideoFrame:
+        frame = await original(self)
+        SERVER_OUT[frame.pts] = time.perf_counter()
+        SERVER_OUT_ORDER.append(frame.pts)
+        return frame
+
+    track_module.StylizedTrack.recv = recv  # type: ignore[method-assign]
+
+
+async def run_peer(url: str, width: int, height: int, seed: int, seconds: float) -> dict[str, Any]:
+    """One viewer: stream for `seconds`, return its timings."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    camera = Camera(width, height, seed)
+    pc.addTrack(camera)
+    received: list[tuple[int, float]] = []
+
+    async def read(track: Any) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                received.append((frame.pts, time.perf_counter()))
+        except MediaStreamError:
+            pass
+
+    readers: list[asyncio.Task[None]] = []
+    pc.on("track", lambda t: readers.append(asyncio.ensure_future(read(t))))
+    await pc.setLocalDescription(await pc.createOffer())
+    async with ClientSession() as session:
+        body = {"sdp": pc.localDescription.sdp, "type": "offer"}
+        async with session.post(url + "/offer", json=body) as response:
+            answer = await response.json()
+    await pc.setRemoteDescription(RTCSessionDescription(**answer))
+    await asyncio.sleep(seconds)
+    await pc.close()
+    for reader in readers:
+        reader.cancel()
+    return {"camera": camera, "received": received}
+
+
+def summarize(peer: dict[str, Any], warmup_s: float) -> dict[str, Any]:
+    """fps and latencies of one peer after the warm-up."""
+    camera, received = peer["camera"], peer["received"]
+    start = min(camera.captured.values()) + warmup_s
+    ours = [pts for pts in SERVER_OUT_ORDER if pts in camera.captured]
+    steady = [(pts, t) for pts, t in received if t >= start]
+    fps = (len(steady) - 1) / (steady[-1][1] - steady[0][1]) if len(steady) > 1 else 0.0
+    to_server_out = [
+        1000 * (SERVER_OUT[pts] - camera.captured[pts])
+        for pts in ours
+        if camera.captured[pts] >= start and pts in SERVER_OUT
+    ]
+    # the client's receiver maps the first RTP timestamp it sees to 0: undo that offset
+    offset = ours[0] if ours else 0
+    round_trip = [
+        1000 * (t - camera.captured[pts + offset])
+        for pts, t in steady
+        if pts + offset in camera.captured
+    ]
+    return {
+        "fps": round(fps, 1),
+        "capture_to_server_out_ms": stats(to_server_out),
+        "round_trip_ms": stats(round_trip),
+    }
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    """mean, p50, p95 of a list of milliseconds."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return {
+        "mean": round(statistics.fmean(values), 1),
+        "p50": round(statistics.median(values), 1),
+        "p95": round(p95, 1),
+    }
+
+
+def histogram_mean(app: web.Application, name: str) -> float:
+    """Mean of a Prometheus histogram of the app, in ms."""
+    registry = app[METRICS].registry
+    total = registry.get_sample_value(f"{name}_sum") or 0.0
+    count = registry.get_sample_value(f"{name}_count") or 0.0
+    return round(1000 * total / count, 1) if count else 0.0
+
+
+async def run(models_dir: Path, peers: int, size: tuple[int, int], seconds: float, marker: bool):
+    """One measurement: start the app, stream `peers` viewers, collect the numbers."""
+    SERVER_OUT.clear()
+    SERVER_OUT_ORDER.clear()
+    config = ServerConfig(
+        models_dir=models_dir,
+        data_dir=models_dir.parent / "var",
+        device="cpu",
+        port=0,
+        marker_bit=marker,
+        admin_token="bench",
+    )
+    app = create_app(config)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        width, height = size
+        results = await asyncio.gather(
+            *(run_peer(f"http://127.0.0.1:{port}", width, height, i, seconds) for i in range(peers))
+        )
+        sizes = dict(sorted(app[BATCHER].batch_sizes.items()))
+        return {
+            "peers": peers,
+            "size": f"{width}x{height}",
+            "marker_bit": marker,
+            "per_peer": [summarize(r, warmup_s=3.0) for r in results],
+            "server_latency_ms_mean": histogram_mean(app, "stylefusion_server_latency_seconds"),
+            "queue_wait_ms_mean": histogram_mean(app, "stylefusion_queue_wait_seconds"),
+            "inference_ms_mean": histogram_mean(app, "stylefusion_inference_seconds"),
+            "batch_sizes": sizes,
+        }
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, run every combination, print one JSON document."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--size", default="320x240")
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--marker", choices=("on", "off", "both"), default="both")
+    parser.add_argument("--variant", default="lite", choices=("lite", "full"))
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    markers = {"on": [True], "off": [False], "both": [True, False]}[args.marker]
+    instrument_server_track()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "models"
+        # an untrained network of the real architecture: speed does not depend on training
+        save_transformer(
+            models / "bench", args.variant, build_transformer(args.variant), name="bench"
+        )
+        runs = [
+            asyncio.run(run(models, peers, (width, height), args.seconds, marker))
+            for peers in args.peers
+            for marker in markers
+        ]
+    json.dump({"variant": args.variant, "device": "cpu", "runs": runs}, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import shlex
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
+from .cli_ui import interruptible, progress_bar
 from .devices import DEVICE_CHOICES
 from .errors import Cancelled, StyleFusionError
-from .progress import Progress, ProgressCallback
 from .transformer_net import VARIANTS
 
 log = logging.getLogger("stylefusion")
@@ -222,7 +216,7 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         **{k: v for k, v in optional.items() if v is not None},
     )
     try:
-        with _bar(args, "train", "step") as bar, _interruptible() as cancel:
+        with progress_bar(args.quiet, "train", "step") as bar, interruptible() as cancel:
             result = train(config, progress=bar, cancel=cancel)
     except Cancelled:
         raise Cancelled("checkpoint saved; add --resume to continue") from None
@@ -238,7 +232,7 @@ def _run_stylize(args: argparse.Namespace, argv: Sequence[str]) -> int:
     collect_images(args.input)  # fail on a missing input before loading any model
     folder = resolve_style(args.style, args.models_dir)
     stylizer = Stylizer.from_style(folder, args.variant, args.device)
-    with _bar(args, "stylize", "image") as bar:
+    with progress_bar(args.quiet, "stylize", "image") as bar:
         written = stylize_images(args.input, args.output, stylizer, args.size, args.strength, bar)
     for path in written:
         print(path)
@@ -258,7 +252,7 @@ def _run_video(args: argparse.Namespace, argv: Sequence[str]) -> int:
         strength=args.strength,
         crf=args.crf,
     )
-    with _bar(args, "video", "frame") as bar, _interruptible() as cancel:
+    with progress_bar(args.quiet, "video", "frame") as bar, interruptible() as cancel:
         result = stylize_video(args.input, args.output, config, progress=bar, cancel=cancel)
     sound = "with sound" if result.has_audio else "no sound"
     _say(args, f"wrote {result.output} ({result.frames} frames, {sound}, {result.seconds:.1f} s)")
@@ -285,7 +279,7 @@ def _run_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
         seed=args.seed,
         **{k: v for k, v in optional.items() if v is not None},
     )
-    with _bar(args, "render", "it") as bar, _interruptible() as cancel:
+    with progress_bar(args.quiet, "render", "it") as bar, interruptible() as cancel:
         result = render(config, progress=bar, cancel=cancel)
     _say(args, f"wrote {result.output} ({result.seconds:.1f} s)")
     return 0
@@ -319,69 +313,7 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-# ---- progress, interrupts, logging, entry point --------------------------------------------
-
-
-def _postfix(command: str, report: Progress) -> dict[str, str]:
-    """What a bar shows besides the count: losses for train/render, fps for video."""
-    if command == "train":
-        keys = ("loss", "content", "style", "tv")
-        return {k: f"{report.metrics[k]:.3g}" for k in keys if k in report.metrics}
-    if command == "render" and "loss" in report.metrics:
-        return {"loss": f"{report.metrics['loss']:.4g}"}
-    if command == "video" and report.rate:
-        return {"fps": f"{report.rate:.1f}"}
-    return {}
-
-
-@contextlib.contextmanager
-def _bar(args: argparse.Namespace, command: str, unit: str) -> Iterator[ProgressCallback | None]:
-    """A tqdm bar on stderr fed by Progress reports (None when --quiet).
-
-    The bar appears with the first report, so a command that fails early prints only its error.
-    """
-    if args.quiet:
-        yield None
-        return
-    bars: list[tqdm] = []
-
-    def update(report: Progress) -> None:
-        if not bars:
-            bars.append(tqdm(desc=command, unit=unit, file=sys.stderr, dynamic_ncols=True))
-        bar = bars[0]
-        bar.total = report.total
-        postfix = _postfix(command, report)
-        if postfix:
-            bar.set_postfix(postfix, refresh=False)
-        bar.update(max(0, report.done - bar.n))
-
-    try:
-        with logging_redirect_tqdm(loggers=[logging.getLogger()]):
-            yield update
-    finally:
-        for bar in bars:
-            bar.close()
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[threading.Event]:
-    """A cancel flag set by the first Ctrl-C (clean stop); a second Ctrl-C aborts at once."""
-    flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def on_sigint(signum: int, frame: object) -> None:
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
-        log.warning("stopping cleanly; press Ctrl-C again to abort at once")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
+# ---- logging, errors, entry point ---------------------------------------------------------
 
 
 def _configure_logging(verbose: bool, quiet: bool) -> None:

@@ -51,7 +51,7 @@ def open_input(path: str | Path) -> InputContainer:
         # an absolute path never parses as "proto:..."; the whitelist also covers nested opens
         return av.open(str(local.resolve()), container_options={"protocol_whitelist": "file"})
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"{local.name} is not a readable video: {_reason(exc)}") from exc
+        raise MediaError(f"{local.name} is not a readable video: {ffmpeg_reason(exc)}") from exc
 
 
 def video_stream(container: InputContainer, name: str = "input") -> VideoStream:
@@ -118,7 +118,7 @@ def first_frame(container: InputContainer, stream: VideoStream, name: str) -> av
             if count >= _PROBE_PACKETS:
                 break
     except av.FFmpegError as exc:
-        raise MediaError(f"{name} is not a decodable video: {_reason(exc)}") from exc
+        raise MediaError(f"{name} is not a decodable video: {ffmpeg_reason(exc)}") from exc
     raise MediaError(f"{name} is not a decodable video: no frame could be decoded")
 
 
@@ -144,7 +144,7 @@ def check_limits(info: VideoInfo, max_duration_s: float | None, max_pixels: int 
         )
 
 
-def _reason(exc: BaseException) -> str:
+def ffmpeg_reason(exc: BaseException) -> str:
     """FFmpeg's message without errno noise, on one line."""
     text = getattr(exc, "strerror", None) or str(exc)
     return " ".join(str(text).split()) or type(exc).__name__

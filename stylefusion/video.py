@@ -20,6 +20,7 @@ from .media_probe import (
     MediaTooLarge,
     VideoInfo,
     check_limits,
+    ffmpeg_reason,
     frame_rate,
     open_input,
     probe_video,
@@ -186,7 +187,9 @@ class _AudioPath:
             frames = packet.decode()  # decoding proves the packet is sound even when copying
         except av.FFmpegError as exc:
             self.skipped += 1
-            log.warning("skipping a damaged audio packet at pts %s: %s", packet.pts, exc)
+            log.warning(
+                "skipping a damaged audio packet at %s: %s", _when(packet), ffmpeg_reason(exc)
+            )
             return
         if self.copy:
             self._copy(packet)
@@ -274,7 +277,7 @@ class _Transcoder:
                     self._flush_batch()
                     _report(progress, meter, self.frames, self.total)
         except av.FFmpegError as exc:  # a broken container: keep what was read so far
-            log.warning("input ends early (%s); keeping %d frames", exc, self.frames)
+            log.warning("input ends early (%s); keeping %d frames", ffmpeg_reason(exc), self.frames)
         check_cancel(cancel)
         self._finish()
         _report(progress, meter, self.frames, self.frames)
@@ -290,7 +293,9 @@ class _Transcoder:
             frames = packet.decode()
         except av.FFmpegError as exc:
             self.skipped += 1
-            log.warning("skipping a damaged video packet at pts %s: %s", packet.pts, exc)
+            log.warning(
+                "skipping a damaged video packet at %s: %s", _when(packet), ffmpeg_reason(exc)
+            )
             return
         for frame in frames:
             self.batch_pts.append(self.timestamps(frame.pts, frame.dts))
@@ -322,6 +327,13 @@ class _Transcoder:
         self.sink.mux(self.vout.encode(None))
         if self.audio is not None:
             self.audio.finish()
+
+
+def _when(packet: av.Packet) -> str:
+    """A packet's time for log lines, e.g. '1.23 s'."""
+    if packet.pts is None or packet.time_base is None:
+        return "an unknown time"
+    return f"{float(packet.pts * packet.time_base):.2f} s"
 
 
 def _ticks(microseconds: int, time_base: Fraction | None) -> int:

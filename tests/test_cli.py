@@ -74,7 +74,9 @@ def test_stylize_end_to_end(
     assert load_image(out / "cat-beta.png").shape == (12, 20, 3)
 
 
-def test_video_end_to_end(tmp_path: Path, models_dir: Path) -> None:
+def test_video_end_to_end(
+    tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip = make_clip(tmp_path / "in.mp4", frames=12, audio="aac")
     out = tmp_path / "styled.mp4"
     argv = ["video", str(clip), str(out), "--style", str(models_dir / "alpha"), "--device", "cpu"]
@@ -82,6 +84,8 @@ def test_video_end_to_end(tmp_path: Path, models_dir: Path) -> None:
     facts = read_clip(out)
     assert len(facts.frames) == 12 and facts.frames[0].shape == (24, 32, 3)
     assert facts.audio_seconds == pytest.approx(1.2, abs=0.05)
+    bar = capsys.readouterr().err
+    assert "12/12" in bar and "fps=" in bar
 
 
 def test_bench_json_prints_only_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,14 +105,19 @@ def test_module_help_lists_every_subcommand() -> None:
         assert command in done.stdout
 
 
-def test_train_end_to_end(tmp_path: Path, content_dir: Path) -> None:
+def test_train_end_to_end(
+    tmp_path: Path, content_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     style = make_photo(tmp_path / "style.png", width=48, height=48, seed=4)
     models = tmp_path / "models"
     argv = ["train", "--style-image", str(style), "--content", str(content_dir), "--name", "tiny"]
     argv += ["--output", str(models), "--variant", "lite", "--steps", "2", "--size", "32"]
-    assert main([*argv, "--batch-size", "2", "--device", "cpu", "--quiet"]) == 0
+    assert main([*argv, "--batch-size", "2", "--device", "cpu"]) == 0
+    assert "loss=" in capsys.readouterr().err  # the bar shows the losses
     meta = json.loads((models / "tiny" / "meta.json").read_text())
     assert (models / "tiny" / "lite.safetensors").is_file() and "lite" in meta["variants"]
+    command = meta["variants"]["lite"]["training"]["command"]
+    assert command.startswith("stylefusion train --style-image") and "--steps 2" in command
     assert main([*argv, "--batch-size", "2", "--device", "cpu", "--quiet"]) == 2  # no overwrite
 
 

@@ -80,6 +80,11 @@ class Batcher:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
 
+    @property
+    def running(self) -> bool:
+        """Whether the inference thread is alive."""
+        return self._thread.is_alive()
+
     def start(self) -> None:
         """Start the inference thread."""
         self._thread.start()

@@ -20,7 +20,10 @@ async def client(aiohttp_client, models_dir, tmp_path):
     return await aiohttp_client(create_app(test_config(models_dir, tmp_path, max_peers=1)))
 
 
-async def test_stylized_frames_come_back(client):
+@pytest.mark.parametrize("marker_bit", [True, False])
+async def test_stylized_frames_come_back(aiohttp_client, models_dir, tmp_path, marker_bit):
+    config = test_config(models_dir, tmp_path, marker_bit=marker_bit)
+    client = await aiohttp_client(create_app(config))
     viewer = Viewer()
     try:
         await viewer.connect(client, style="alpha")
@@ -169,3 +172,21 @@ def _metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_shutdown_closes_every_peer(client):
+    viewer = Viewer()
+    try:
+        await viewer.connect(client)
+        await viewer.next_image()
+        (peer,) = list(client.app[PEERS])
+        batcher = client.app[BATCHER]
+        assert batcher.running
+        await client.close()  # runs the cleanup contexts
+        assert peer.pc.connectionState == "closed" and not peer.tasks
+        assert not batcher.running
+        async with asyncio.timeout(10):  # the viewer sees the server hang up
+            while viewer.pc.connectionState != "closed":
+                await asyncio.sleep(0.05)
+    finally:
+        await viewer.close()

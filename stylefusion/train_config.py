@@ -104,6 +104,7 @@ def _check_numbers(config: TrainConfig) -> None:
         "preview interval (0 or more)": config.preview_every >= 0,
         "threads (at least 1)": config.threads is None or config.threads >= 1,
         "spike factor (above 1)": config.spike_factor > 1,
+        "seed (0 to 2**40)": 0 <= config.seed < 2**40,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:

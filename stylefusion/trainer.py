@@ -105,6 +105,8 @@ def _setup(config: TrainConfig) -> _Run:
     device = resolve_device(config.device)
     if device.type == "cpu" or config.threads is not None:
         configure_cpu_threads(config.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size; exact resume is a CPU promise
     data = ContentImages(config.content_dir, config.size, config.max_images, config.seed)
     vgg = VGG19().to(device)
     loss = PerceptualLoss(vgg, _style_grams(config, vgg), config)
@@ -137,7 +139,9 @@ def _fingerprint(config: TrainConfig, model: TransformerNet) -> dict[str, Any]:
     }
 
 
-def _restore(config: TrainConfig, model: TransformerNet, optimizer: torch.optim.Optimizer):
+def _restore(
+    config: TrainConfig, model: TransformerNet, optimizer: torch.optim.Optimizer
+) -> TrainState:
     """Load the checkpoint when resuming and there is one; otherwise a fresh TrainState."""
     path = config.checkpoint_file
     if not config.resume:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from server.jobs.store import MAX_HISTORY, JobStore
+from server.jobs import store as store_module
+from server.jobs.store import JobStore
 
 
 @pytest.fixture
@@ -62,14 +63,15 @@ def test_requeue_puts_a_running_job_back(store: JobStore) -> None:
     assert again is not None and again.id == job.id and again.attempts == 2
 
 
-def test_loss_history_is_kept_and_thinned(store: JobStore) -> None:
+def test_loss_history_is_kept_and_thinned(store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "MAX_HISTORY", 10)
     job = store.create("train", {"name": "x"})
-    for step in range(1, 1001):
-        store.report(job.id, step / 1000, None, {"loss": 1000.0 / step}, step)
+    for step in range(1, 46):
+        store.report(job.id, step / 45, None, {"loss": 1000.0 / step}, step)
     history = store.history(job.id)
-    assert len(history) <= MAX_HISTORY + 1
+    assert 10 <= len(history) <= 11
     assert history[0] == {"step": 1, "loss": 1000.0}
-    assert history[-1]["step"] == 1000
+    assert history[-1]["step"] == 45
 
 
 def test_active_jobs_can_be_found_by_style_name(store: JobStore) -> None:

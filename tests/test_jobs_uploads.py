@@ -101,3 +101,18 @@ async def test_bad_style_names_and_unknown_styles_are_refused(
     )
     assert status == 422 and "steps" in message
     assert _files_left(config) == []
+
+
+async def test_training_without_any_content_photos_is_refused_at_once(
+    aiohttp_client, tmp_path: Path, models_dir: Path
+) -> None:
+    config = ServerConfig(models_dir=models_dir, data_dir=tmp_path / "var", device="cpu")
+    client = await aiohttp_client(jobs_app(config))
+    token = (tmp_path / "var" / "admin-token").read_text().strip()
+    painting = make_style_image(tmp_path / "painting.png", seed=1)
+    resp = await client.post(
+        "/api/jobs/train",
+        data=form({"style_image": painting}, name="nophotos"),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert resp.status == 422 and "content photos" in (await resp.json())["error"]

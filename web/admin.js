@@ -364,7 +364,7 @@ function drawChart(canvas, history) {
   ctx.clearRect(0, 0, width, height);
   const points = history.filter((h) => Number.isFinite(h.loss) && h.loss > 0);
   if (points.length < 2) return;
-  const pad = { l: 48, r: 12, t: 14, b: 22 };
+  const pad = { l: 60, r: 12, t: 16, b: 22 };
   const steps = points.map((p) => p.step);
   const logs = points.map((p) => Math.log10(p.loss));
   const [x0, x1] = [Math.min(...steps), Math.max(...steps)];

@@ -32,10 +32,11 @@ def setup_jobs(app: web.Application) -> None:
     store = JobStore(config.data_dir)
     token = load_token(config.admin_token, config.data_dir)
     variant = default_variant(resolve_device(config.device))
-    api = JobsApi(store, config.models_dir, upload_limits(config), variant)
+    settings = worker_settings(config)
+    api = JobsApi(store, config.models_dir, upload_limits(config), variant, settings.content_dir)
     runner = JobRunner(
         store,
-        worker_settings(config),
+        settings,
         workers=config.max_jobs,
         on_style=partial(_rescan, app),
         live_peers=partial(_live_peers, app),

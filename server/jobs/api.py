@@ -72,6 +72,14 @@ def _number(form: UploadedForm, key: str, kind: type, default: Any, lo: float, h
     return value
 
 
+def _has_photos(folder: Path | None) -> bool:
+    """Whether a folder (recursively) holds at least one image file."""
+    if folder is None or not folder.is_dir():
+        return False
+    suffixes = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+    return any(p.suffix.lower() in suffixes for p in folder.rglob("*"))
+
+
 def _flag(form: UploadedForm, key: str) -> bool:
     return form.fields.get(key, "").lower() in ("1", "true", "yes", "on")
 
@@ -79,9 +87,17 @@ def _flag(form: UploadedForm, key: str) -> bool:
 class JobsApi:
     """The job API: turns requests into stored jobs and jobs into JSON."""
 
-    def __init__(self, store: JobStore, models_dir: Path, limits: UploadLimits, variant: str):
+    def __init__(
+        self,
+        store: JobStore,
+        models_dir: Path,
+        limits: UploadLimits,
+        variant: str,
+        content_dir: Path | None = None,
+    ) -> None:
         self.store = store
         self.models_dir = Path(models_dir)
+        self.content_dir = content_dir
         self.limits = limits
         self.default_variant = variant
         self.on_submit: Callable[[], None] = lambda: None
@@ -219,6 +235,12 @@ class JobsApi:
     def _content_photos(self, form: UploadedForm, folder: Path) -> int:
         """Optional uploaded content photos go to <job>/content/ (else the server's set is used)."""
         uploads = form.files.get("content", [])
+        if not uploads and not _has_photos(self.content_dir):
+            raise UploadError(
+                422,
+                "no content photos to train on: upload some in the 'content' field "
+                f"or put photos in {self.content_dir}",
+            )
         if uploads:
             (folder / "content").mkdir()
         for path in uploads:

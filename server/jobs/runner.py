@@ -7,6 +7,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.process import BaseProcess
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # a job whose worker died this many times is failed, not retried
 SUPERVISE_EVERY_S = 0.5
 STOP_GRACE_S = 15.0  # time a worker gets to checkpoint and leave before it is killed
+QUICK_DEATH_S = 10.0  # a worker that dies sooner than this delays the next start (backoff)
 
 
 class JobRunner:
@@ -43,6 +45,9 @@ class JobRunner:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._peers_written: int | None = None
+        self._born: dict[int, float] = {}  # worker pid -> monotonic start time
+        self._quick_deaths = 0  # workers in a row that died soon after starting
+        self._not_before = 0.0  # no respawn before this monotonic time (crash-loop backoff)
 
     @property
     def worker_pids(self) -> list[int]:
@@ -88,7 +93,11 @@ class JobRunner:
     async def _tick(self) -> None:
         for proc in [p for p in self._procs if not p.is_alive()]:
             await asyncio.to_thread(self._reap, proc)
-        if len(self._procs) < self.workers and await asyncio.to_thread(self._has_work):
+        if (
+            len(self._procs) < self.workers
+            and time.monotonic() >= self._not_before
+            and await asyncio.to_thread(self._has_work)
+        ):
             await asyncio.to_thread(self._spawn)
         await self._publish_peers()
         await self._announce_styles()
@@ -105,6 +114,7 @@ class JobRunner:
         )
         proc.start()
         self._procs.append(proc)
+        self._born[proc.pid or 0] = time.monotonic()
         log.info("started job worker %s", proc.pid)
 
     def _reap(self, proc: BaseProcess) -> None:
@@ -113,6 +123,10 @@ class JobRunner:
         log.warning("job worker %s exited with code %s", proc.pid, proc.exitcode)
         self._requeue_orphans(proc)
         self._procs.remove(proc)
+        lived = time.monotonic() - self._born.pop(proc.pid or 0, 0.0)
+        self._quick_deaths = self._quick_deaths + 1 if lived < QUICK_DEATH_S else 0
+        if self._quick_deaths:
+            self._not_before = time.monotonic() + min(30.0, 0.5 * 2**self._quick_deaths)
 
     def _requeue_orphans(self, proc: BaseProcess) -> None:
         for job in self.store.running(worker_pid=proc.pid):

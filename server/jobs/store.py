@@ -220,7 +220,7 @@ class JobStore:
             rows = db.execute(
                 "SELECT step, metrics FROM history WHERE job_id = ? ORDER BY rowid", (job_id,)
             ).fetchall()
-        stride = max(1, -(-len(rows) // MAX_HISTORY))
+        stride = max(1, -(-len(rows) // MAX_HISTORY))  # ceil: at most MAX_HISTORY (+ the last)
         picked = rows[::stride]
         if rows and (len(rows) - 1) % stride:
             picked.append(rows[-1])  # always show the latest point

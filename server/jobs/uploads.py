@@ -152,7 +152,8 @@ def probe_clip(path: Path, limits: UploadLimits) -> Path:
     except MediaTooLarge as exc:
         raise UploadError(413, str(exc)) from exc
     except MediaError as exc:
-        raise UploadError(415, f"not a video this server can decode: {exc}") from exc
+        reason = str(exc).replace(path.name, "the upload")
+        raise UploadError(415, f"not a video this server can decode: {reason}") from exc
     final = path.with_name(path.name.removeprefix("upload-") + ".video")
     path.rename(final)
     return final

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -19,8 +20,22 @@ from .peers import Peer
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Job:
+    """A camera frame handed to the batcher (result None: no style loaded, pass it through)."""
+
+    frame: VideoFrame
+    arrived: float  # perf_counter when the decoded frame reached the server
+    result: asyncio.Future[FrameResult] | None
+
+
 class StylizedTrack(MediaStreamTrack):
-    """Reads the peer's camera continuously, keeps only the newest frame, returns it stylized."""
+    """Reads the peer's camera continuously, keeps only the newest frame, returns it stylized.
+
+    One frame per peer is with the batcher at a time. As soon as a result is handed to the
+    encoder, the newest waiting frame goes to the batcher, so the model works while the
+    sender encodes, and peers served in one batch come back together for the next one.
+    """
 
     kind = "video"
 
@@ -35,6 +50,7 @@ class StylizedTrack(MediaStreamTrack):
         self._newest: tuple[VideoFrame, float] | None = None  # (frame, arrival perf_counter)
         self._ready = asyncio.Event()
         self._source_ended = False
+        self._job: _Job | None = None
 
     async def read_source(self) -> None:
         """Pull decoded frames as fast as they come; an unread older frame is dropped."""
@@ -56,34 +72,48 @@ class StylizedTrack(MediaStreamTrack):
 
     async def recv(self) -> VideoFrame:
         """The newest camera frame, stylized, with its pts and time_base."""
-        frame, arrived = await self._take_newest()
-        result = await self._stylize(frame)
-        if result is None:
-            return frame  # no style is loaded at all: pass the camera through
+        job, self._job = self._job, None
+        if job is None:
+            job = self._submit(*await self._wait_newest())
+        out = await self._finish(job)
+        if self._newest is not None:
+            self._job = self._submit(*self._pop_newest())
+        return out
+
+    def _submit(self, frame: VideoFrame, arrived: float) -> _Job:
+        """Hand a frame to the batcher in the peer's current style and strength."""
+        while True:
+            try:
+                future = self.batcher.submit(
+                    self.peer.id, frame, self.peer.style, self.peer.strength
+                )
+                return _Job(frame, arrived, future)
+            except StyleNotFound:
+                if not self.peer.style_missing():
+                    return _Job(frame, arrived, None)
+
+    async def _finish(self, job: _Job) -> VideoFrame:
+        """Wait for the job's result; copy pts/time_base; count it."""
+        if job.result is None:
+            return job.frame  # no style is loaded at all: pass the camera through
+        result = await job.result
         out = result.frame
-        out.pts, out.time_base = frame.pts, frame.time_base
-        latency = time.perf_counter() - arrived
+        out.pts, out.time_base = job.frame.pts, job.frame.time_base
+        latency = time.perf_counter() - job.arrived
         self.metrics.frames_out.inc()
         self.metrics.server_latency.observe(latency)
         self.peer.frame_sent(result, latency)
         return out
 
-    async def _stylize(self, frame: VideoFrame) -> FrameResult | None:
-        """Hand the frame to the batcher in the peer's current style and strength."""
-        while True:
-            try:
-                return await self.batcher.submit(
-                    self.peer.id, frame, self.peer.style, self.peer.strength
-                )
-            except StyleNotFound:
-                if not self.peer.style_missing():
-                    return None
-
-    async def _take_newest(self) -> tuple[VideoFrame, float]:
+    async def _wait_newest(self) -> tuple[VideoFrame, float]:
         while self._newest is None:
             if self._source_ended or self.readyState != "live":
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
+        return self._pop_newest()
+
+    def _pop_newest(self) -> tuple[VideoFrame, float]:
         newest, self._newest = self._newest, None
+        assert newest is not None
         return newest

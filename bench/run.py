@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", action="append", help="default: cpu, plus cuda if present")
     p.add_argument("--train-size", type=int, default=128)
-    p.add_argument("--train-steps", type=int, default=5, help="timed steps (0: skip training)")
+    p.add_argument("--train-steps", type=int, default=3, help="timed steps (0: skip training)")
     p.add_argument("--train-batch", type=int, default=8)
     return p.parse_args(argv)
 

@@ -96,8 +96,8 @@ def probe_video(
         first = first_frame(container, stream, Path(path).name)
         audio = container.streams.audio
         info = VideoInfo(
-            width=first.width,
-            height=first.height,
+            width=first.height if quarter_turns(first) % 2 else first.width,
+            height=first.width if quarter_turns(first) % 2 else first.height,
             duration_s=duration_seconds(container, stream),
             frames=estimated_frames(container, stream),
             fps=float(frame_rate(stream)),
@@ -107,6 +107,14 @@ def probe_video(
         )
     check_limits(info, max_duration_s, max_pixels)
     return info
+
+
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that show a frame upright (phone clips carry a rotation)."""
+    try:
+        return round((frame.rotation or 0) / 90) % 4
+    except (AttributeError, ValueError):
+        return 0
 
 
 def first_frame(container: InputContainer, stream: VideoStream, name: str) -> av.VideoFrame:

@@ -24,6 +24,7 @@ from .media_probe import (
     frame_rate,
     open_input,
     probe_video,
+    quarter_turns,
     video_stream,
 )
 from .progress import CancelFlag, Progress, ProgressCallback, RateMeter, check_cancel
@@ -299,11 +300,14 @@ class _Transcoder:
             return
         for frame in frames:
             self.batch_pts.append(self.timestamps(frame.pts, frame.dts))
-            self.batch.append(
-                frame.to_ndarray(
-                    width=self.width, height=self.height, format="rgb24", interpolation="AREA"
-                )
-            )
+            self.batch.append(self._upright_rgb(frame))
+
+    def _upright_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """(H, W, 3) uint8 RGB at the output size, turned as its display rotation asks."""
+        turns = quarter_turns(frame)
+        width, height = (self.height, self.width) if turns % 2 else (self.width, self.height)
+        rgb = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+        return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
     def _flush_batch(self) -> None:
         """Stylize the pending frames and encode them with their own timestamps."""

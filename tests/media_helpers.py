@@ -41,12 +41,14 @@ def make_clip(
     width: int = WIDTH,
     height: int = HEIGHT,
     damaged_audio: Sequence[int] = (),
+    rotation: int = 0,
 ) -> Path:
     """Write a clip (container from the suffix) with moving frames and a sine tone.
 
     `pts_ms` gives each frame's time in milliseconds (irregular = variable frame rate);
     by default frames are evenly spaced at `fps`. `audio` is an encoder name or None;
-    the audio packets numbered in `damaged_audio` are replaced by undecodable bytes.
+    the audio packets numbered in `damaged_audio` are replaced by undecodable bytes;
+    `rotation` (degrees counter-clockwise) is stored as a display matrix, as phones do.
     """
     times = list(pts_ms) if pts_ms is not None else [i * 1000 // fps for i in range(frames)]
     with av.open(str(path), "w") as out:
@@ -54,6 +56,8 @@ def make_clip(
         video.codec_context.width, video.codec_context.height = width, height
         video.codec_context.pix_fmt = "yuv420p"
         video.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            video.set_display_rotation(rotation)
         sound = out.add_stream(audio, rate=SAMPLE_RATE, layout="mono") if audio else None
         for i, ms in enumerate(times):
             frame = av.VideoFrame.from_ndarray(moving_frame(i, width, height), format="rgb24")

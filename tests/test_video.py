@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_helpers import HEIGHT, WIDTH, make_clip, read_clip
+from media_helpers import HEIGHT, WIDTH, make_clip, moving_frame, read_clip
 
 from stylefusion.errors import Cancelled, InvalidInput, MediaError
 from stylefusion.progress import Progress
@@ -90,6 +90,18 @@ def test_max_side_scales_down_to_even_size(tmp_path: Path, models_dir: Path) -> 
     cfg = VideoConfig(style=models_dir / "beta", device="cpu", max_side=30)
     result = stylize_video(source, tmp_path / "out.mp4", cfg)
     assert read_clip(result.output).frames[0].shape == (22, 30, 3)  # 48*30/64 = 22.5 -> 22
+
+
+def test_phone_rotation_is_applied(tmp_path: Path, models_dir: Path) -> None:
+    source = make_clip(tmp_path / "phone.mp4", frames=3, audio=None, rotation=-90)
+    info = probe_video(source)
+    assert (info.width, info.height) == (HEIGHT, WIDTH)  # shown as portrait
+    cfg = VideoConfig(style=models_dir / "alpha", device="cpu", strength=0.0)
+    first = read_clip(stylize_video(source, tmp_path / "out.mp4", cfg).output).frames[0]
+    upright = np.rot90(moving_frame(0), -1)  # -90 degrees counter-clockwise = a clockwise turn
+    assert first.shape == upright.shape == (WIDTH, HEIGHT, 3)
+    assert _frame_diff([first], [upright]) < 8
+    assert _frame_diff([first], [np.rot90(moving_frame(0), 1)]) > 20
 
 
 @pytest.mark.parametrize(

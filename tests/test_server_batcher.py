@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import numpy as np
 import pytest
-from av import VideoFrame
+from webrtc_helpers import FakeStylizer, frame, values
 
 from server.batcher import Batcher, run_model
 from server.errors import FrameDropped
@@ -15,37 +14,6 @@ from server.metrics import Metrics
 from stylefusion.errors import StyleNotFound
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class FakeStylizer:
-    """Inverts frames; records every call's batch; can be held at a gate."""
-
-    def __init__(self, variant: str = "lite") -> None:
-        self.variant = variant
-        self.calls: list[np.ndarray] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-        self.fail = False
-
-    def __call__(self, batch: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        self.calls.append(batch.copy())
-        self.entered.set()
-        self.gate.wait(10)
-        if self.fail:
-            raise RuntimeError("model exploded")
-        styled = 255 - batch
-        return np.rint(batch * (1 - strength) + styled * strength).astype(np.uint8)
-
-
-def frame(value: int, width: int = 32, height: int = 24) -> VideoFrame:
-    """A flat grey frame whose value identifies it."""
-    return VideoFrame.from_ndarray(np.full((height, width, 3), value, np.uint8), format="rgb24")
-
-
-def values(batch: np.ndarray) -> list[int]:
-    """The identifying grey value of each frame in a recorded batch."""
-    return [int(image[0, 0, 0]) for image in batch]
 
 
 @pytest.fixture

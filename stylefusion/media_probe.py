@@ -55,10 +55,11 @@ def open_input(path: str | Path) -> InputContainer:
 
 
 def video_stream(container: InputContainer, name: str = "input") -> VideoStream:
-    """The container's first video stream, or MediaError."""
-    if not container.streams.video:
-        raise MediaError(f"{name} has no video stream")
-    return container.streams.video[0]
+    """The container's first moving-picture stream (not cover art), or MediaError."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise MediaError(f"{name} has no video stream")
 
 
 def frame_rate(stream: VideoStream) -> Fraction:

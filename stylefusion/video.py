@@ -229,7 +229,7 @@ class _Transcoder:
     ) -> None:
         self.source, self.sink, self.config, self.stylizer = source, sink, config, stylizer
         self.vin = video_stream(source)
-        self.vin.thread_type = "AUTO"
+        self.vin.codec_context.thread_type = "AUTO"
         self.width, self.height = even_size(info.width, info.height, config.max_side)
         self.vout = self._add_video_stream()
         offset_us = source.start_time or 0

@@ -87,6 +87,13 @@ def _write_tone(
         out.mux(_garbage_like(packet) if index in damaged else packet)
 
 
+def make_song(path: Path, seconds: float = 1.0) -> Path:
+    """An audio-only file (a tone), which is not a video."""
+    with av.open(str(path), "w") as out:
+        _write_tone(out, out.add_stream("aac", rate=SAMPLE_RATE, layout="mono"), seconds, set())
+    return path
+
+
 def _garbage_like(packet: av.Packet) -> av.Packet:
     """A packet with the same timing whose bytes no decoder accepts."""
     junk = av.Packet(b"\xff" * max(16, packet.size))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_helpers import HEIGHT, WIDTH, make_clip, moving_frame, read_clip
+from media_helpers import HEIGHT, WIDTH, make_clip, make_song, moving_frame, read_clip
 
 from stylefusion.errors import Cancelled, InvalidInput, MediaError
 from stylefusion.progress import Progress
@@ -119,6 +119,11 @@ def test_text_file_is_not_a_video(tmp_path: Path, config: VideoConfig) -> None:
         stylize_video(fake, tmp_path / "out.mp4", config)
     assert "\n" not in str(info.value)
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".out*"))
+
+
+def test_sound_only_file_is_not_a_video(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="song.m4a has no video stream"):
+        probe_video(make_song(tmp_path / "song.m4a"))
 
 
 def test_truncated_clip_gives_a_clear_error(tmp_path: Path, config: VideoConfig) -> None:

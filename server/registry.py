@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class LoadedStyle:
     @property
     def version(self) -> str:
         """A short token that changes whenever the folder's files change."""
-        return format(hash(self.signature) & 0xFFFFFFFF, "08x")
+        return hashlib.sha1(repr(self.signature).encode()).hexdigest()[:8]
 
 
 class StyleRegistry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -108,21 +109,15 @@ def stylize_video(
         raise InvalidInput("the output file must not be the input file")
     if stylizer is None:
         stylizer = Stylizer.from_style(config.style, config.variant, config.device)
-    outcome: dict[str, int | bool] = {}
+    results: list[VideoResult] = []
 
     def write(tmp: Path) -> None:
         with open_input(input) as source, _open_output(tmp) as sink:
-            job = _Transcoder(source, sink, info, config, stylizer)
-            outcome.update(job.run(progress, cancel))
+            results.append(_Transcoder(source, sink, info, config, stylizer).run(progress, cancel))
 
     atomic_write(Path(output), write)
-    result = VideoResult(
-        output=Path(output),
-        frames=int(outcome["frames"]),
-        seconds=time.perf_counter() - started,
-        has_audio=bool(outcome["has_audio"]),
-        skipped_packets=int(outcome["skipped"]),
-    )
+    elapsed = time.perf_counter() - started
+    result = dataclasses.replace(results[0], output=Path(output), seconds=elapsed)
     log.info("wrote %s: %d frames in %.1f s", output, result.frames, result.seconds)
     return result
 
@@ -244,7 +239,7 @@ class _Transcoder:
         self.frames = self.skipped = 0
 
     def _add_video_stream(self) -> VideoStream:
-        """H.264 yuv420p at the input's time base, so frame times carry over tick for tick."""
+        """H.264 yuv420p at a time base fine enough to carry every input frame time over."""
         stream = self.sink.add_stream("libx264", rate=frame_rate(self.vin))
         codec = stream.codec_context
         codec.width, codec.height = self.width, self.height
@@ -266,8 +261,8 @@ class _Transcoder:
             return Fraction(tb)
         return Fraction(1, 90_000)
 
-    def run(self, progress: ProgressCallback | None, cancel: CancelFlag | None) -> dict:
-        """Decode, stylize and encode everything; returns frames, has_audio and skipped counts."""
+    def run(self, progress: ProgressCallback | None, cancel: CancelFlag | None) -> VideoResult:
+        """Decode, stylize and encode everything; the result's output and seconds are left 0."""
         meter = RateMeter(self.total)
         streams = [self.vin] + ([self.audio.source] if self.audio else [])
         try:
@@ -283,7 +278,7 @@ class _Transcoder:
         self._finish()
         _report(progress, meter, self.frames, self.frames)
         skipped = self.skipped + (self.audio.skipped if self.audio else 0)
-        return {"frames": self.frames, "has_audio": self.audio is not None, "skipped": skipped}
+        return VideoResult(Path(), self.frames, 0.0, self.audio is not None, skipped)
 
     def _route(self, packet: av.Packet) -> None:
         """Send a packet to the video decoder or the audio path."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import __version__
 from .cli_ui import interruptible, progress_bar
 from .devices import DEVICE_CHOICES
 from .errors import Cancelled, StyleFusionError
@@ -84,6 +85,7 @@ def frame_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line interface, as in the contract."""
     parser = _Parser(prog=PROG, description="Neural style transfer: train, stylize, render.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _logging_options(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_stylize, _add_video, _add_render, _add_bench):
@@ -335,7 +337,10 @@ def _fail(message: object, code: int = EXIT_USAGE, label: str = "error: ") -> in
     return code
 
 
-def _run(handler: Callable[[argparse.Namespace, Sequence[str]], int], args: Any, argv: list[str]):
+Handler = Callable[[argparse.Namespace, Sequence[str]], int]
+
+
+def _run(handler: Handler, args: argparse.Namespace, argv: list[str]) -> int:
     """Call a subcommand handler, turning expected failures into exit codes."""
     try:
         return handler(args, argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -116,3 +117,35 @@ async def test_training_without_any_content_photos_is_refused_at_once(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert resp.status == 422 and "content photos" in (await resp.json())["error"]
+
+
+async def test_chunked_uploads_without_length_are_capped_in_total(
+    aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
+) -> None:
+    config = jobs_config(tmp_path, models_dir, content_dir, max_image_bytes=10_000)
+    client = await aiohttp_client(jobs_app(config))
+    writer = aiohttp.MultipartWriter("form-data")
+    writer.append("many").set_content_disposition("form-data", name="name")
+    for i in range(40):  # each under the per-file limit, together far over the request cap
+        part = writer.append(os.urandom(9_000))
+        part.set_content_disposition("form-data", name="content", filename=f"p{i}.jpg")
+    buffer = io.BytesIO()
+
+    class Sink:
+        async def write(self, data: bytes) -> None:
+            buffer.write(data)
+
+    await writer.write(Sink())  # type: ignore[arg-type]
+
+    async def chunks():
+        data = buffer.getvalue()
+        for start in range(0, len(data), 8192):
+            yield data[start : start + 8192]
+
+    resp = await client.post(
+        "/api/jobs/train",
+        data=chunks(),
+        headers=AUTH | {"Content-Type": writer.headers["Content-Type"]},
+    )
+    assert resp.status == 413
+    assert _files_left(config) == []

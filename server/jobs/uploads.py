@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 4096  # plain form fields (names, numbers) are short
 MAX_FILES = 200  # per field (content photos for training)
+MAX_FIELDS = 50
 IMAGE_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "GIF": "gif", "TIFF": "tif"}
 
 
@@ -61,23 +62,21 @@ async def read_form(
 ) -> UploadedForm:
     """Stream a multipart body into `dest`; file fields and their byte limits are given."""
     if request.content_length is not None and request.content_length > max_total:
-        raise UploadError(413, f"upload too large: at most {max_total // 2**20} MiB")
+        raise UploadError(413, f"upload too large: at most {_mib(max_total)} MiB")
     if not request.content_type.startswith("multipart/"):
         raise UploadError(415, "send the form as multipart/form-data")
     form = UploadedForm()
     reader = await request.multipart()
+    used = 0  # bytes of files saved so far (chunked bodies have no Content-Length to check)
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader) or not part.name:
             raise UploadError(400, "nested or unnamed multipart parts are not accepted")
         if part.filename is None and part.name not in file_limits:
+            if len(form.fields) >= MAX_FIELDS:
+                raise UploadError(413, "too many form fields")
             form.fields[part.name] = await _read_field(part)
         elif part.name in file_limits:
-            paths = form.files.setdefault(part.name, [])
-            if len(paths) >= MAX_FILES:
-                raise UploadError(413, f"too many files in {part.name!r} (at most {MAX_FILES})")
-            target = dest / f"upload-{part.name}-{len(paths)}"
-            await _save_part(part, target, file_limits[part.name])
-            paths.append(target)
+            used += await _save_file(part, form, dest, file_limits[part.name], max_total - used)
         else:
             raise UploadError(400, f"unexpected file field {part.name!r}")
     return form
@@ -95,7 +94,20 @@ async def _read_field(part: BodyPartReader) -> str:
         raise UploadError(400, f"form field {part.name!r} is not UTF-8 text") from exc
 
 
-async def _save_part(part: BodyPartReader, target: Path, limit: int) -> None:
+async def _save_file(
+    part: BodyPartReader, form: UploadedForm, dest: Path, limit: int, total_left: int
+) -> int:
+    """Save one file part under a server-made name; returns its size."""
+    paths = form.files.setdefault(str(part.name), [])
+    if len(paths) >= MAX_FILES:
+        raise UploadError(413, f"too many files in {part.name!r} (at most {MAX_FILES})")
+    target = dest / f"upload-{part.name}-{len(paths)}"
+    size = await _save_part(part, target, min(limit, total_left))
+    paths.append(target)
+    return size
+
+
+async def _save_part(part: BodyPartReader, target: Path, limit: int) -> int:
     """Copy one file part to disk in chunks; past `limit` stop reading and delete the file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     size = 0
@@ -116,10 +128,11 @@ async def _save_part(part: BodyPartReader, target: Path, limit: int) -> None:
     if size == 0:
         target.unlink(missing_ok=True)
         raise UploadError(422, f"{part.name!r} is empty")
+    return size
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2**20:g}"
+    return f"{n / 2**20:.3g}"
 
 
 def probe_image(path: Path, limits: UploadLimits) -> Path:

@@ -143,7 +143,14 @@ def histogram_mean(app: web.Application, name: str) -> float:
     return round(1000 * total / count, 1) if count else 0.0
 
 
-async def run(models_dir: Path, peers: int, size: tuple[int, int], seconds: float, marker: bool):
+async def run(
+    models_dir: Path,
+    peers: int,
+    size: tuple[int, int],
+    seconds: float,
+    marker: bool,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """One measurement: start the app, stream `peers` viewers, collect the numbers."""
     SERVER_OUT.clear()
     SERVER_OUT_ORDER.clear()
@@ -153,6 +160,7 @@ async def run(models_dir: Path, peers: int, size: tuple[int, int], seconds: floa
         device="cpu",
         port=0,
         marker_bit=marker,
+        threads=threads,
         admin_token="bench",
     )
     app = create_app(config)
@@ -171,6 +179,7 @@ async def run(models_dir: Path, peers: int, size: tuple[int, int], seconds: floa
             "peers": peers,
             "size": f"{width}x{height}",
             "marker_bit": marker,
+            "threads": threads,
             "per_peer": [summarize(r, warmup_s=3.0) for r in results],
             "server_latency_ms_mean": histogram_mean(app, "stylefusion_server_latency_seconds"),
             "queue_wait_ms_mean": histogram_mean(app, "stylefusion_queue_wait_seconds"),
@@ -189,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--marker", choices=("on", "off", "both"), default="both")
     parser.add_argument("--variant", default="lite", choices=("lite", "full"))
+    parser.add_argument(
+        "--threads", type=int, help="inference threads (default: all cores but one)"
+    )
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     markers = {"on": [True], "off": [False], "both": [True, False]}[args.marker]
@@ -200,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             models / "bench", args.variant, build_transformer(args.variant), name="bench"
         )
         runs = [
-            asyncio.run(run(models, peers, (width, height), args.seconds, marker))
+            asyncio.run(run(models, peers, (width, height), args.seconds, marker, args.threads))
             for peers in args.peers
             for marker in markers
         ]

@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-clip-mb", type=float, default=512, help="largest clip upload (MiB)")
     p.add_argument("--max-image-mb", type=float, default=25, help="largest image upload (MiB)")
     p.add_argument("--no-marker-bit", action="store_true", help="keep aiortc's stock jitter buffer")
-    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.add_argument(
+        "--threads", type=int, help="CPU threads for inference (default: all cores but one)"
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     return p
 

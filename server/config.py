@@ -30,4 +30,4 @@ class ServerConfig:
     marker_bit: bool = True  # complete video frames on the RTP marker bit (one frame less lag)
     rescan_interval_s: float = 2.0  # how often the models dir is polled for new styles
     stats_interval_s: float = 1.0  # how often each peer gets an {"event": "stats"} message
-    threads: int | None = None  # CPU threads of the inference thread (default: all cores)
+    threads: int | None = None  # CPU threads for inference (default: all cores but one)

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,8 @@ class StyleRegistry:
         self.models_dir = Path(models_dir)
         self.device = device
         self.preferred_variant = variant or default_variant(device)
-        self.threads = threads
+        # leave a core to the event loop and the video codecs, which run beside the model
+        self.threads = threads or max(1, len(os.sched_getaffinity(0)) - 1)
         self._styles: dict[str, LoadedStyle] = {}
         self._broken: dict[str, Signature] = {}  # folders already reported as broken
         self._listeners: list[Callable[[list[StyleInfo]], None]] = []

@@ -28,10 +28,8 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 
 def create_app(config: ServerConfig) -> web.Application:
     """Build the aiohttp app: live page, signalling, styles, metrics, and the jobs API."""
-    app = web.Application(
-        middlewares=[error_middleware],
-        client_max_size=max(config.max_clip_bytes, config.max_image_bytes, 2**20),
-    )
+    # default 1 MiB body limit: SDP offers are small, and job uploads are streamed
+    app = web.Application(middlewares=[error_middleware])
     metrics = Metrics()
     registry = StyleRegistry(
         config.models_dir, resolve_device(config.device), config.variant, config.threads

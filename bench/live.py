@@ -163,12 +163,8 @@ async def run(
         threads=threads,
         admin_token="bench",
     )
-    app = create_app(config)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_server(config)
+    app = runner.app
     try:
         width, height = size
         results = await asyncio.gather(
@@ -188,6 +184,15 @@ async def run(
         }
     finally:
         await runner.cleanup()
+
+
+async def start_server(config: ServerConfig) -> tuple[web.AppRunner, int]:
+    """Serve the app on a free port of 127.0.0.1; returns the runner and the port."""
+    runner = web.AppRunner(create_app(config))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 def main(argv: list[str] | None = None) -> int:

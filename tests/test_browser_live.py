@@ -118,3 +118,36 @@ def test_page_streams_stylized_video_and_switches_style(server, browser):
         time.sleep(0.2)
     assert health(server)["peers"] == 0  # the server let go of the closed tab
     assert errors == []
+
+
+def test_two_tabs_are_batched_together(models_dir, tmp_path, browser):
+    # a generous batching window: tiny models are faster than the cameras' frame interval
+    config = test_config(models_dir, tmp_path, port=free_port(), max_wait_ms=40.0)
+    with ServerThread(config) as server:
+        pages = [browser.new_page(), browser.new_page()]
+        for page in pages:
+            page.goto(server.url + "/")
+            page.wait_for_selector("body[data-ready=true]")
+            page.select_option("#resolution", "320x240")
+            page.click("#start")
+        for page in pages:
+            page.wait_for_function(
+                "() => document.getElementById('remote').videoWidth > 0", timeout=30_000
+            )
+        assert health(server)["peers"] == 2
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and batches_of_two(server) == 0:
+            time.sleep(0.2)
+        assert batches_of_two(server) > 0
+
+
+def batches_of_two(server: ServerThread) -> float:
+    """Model calls that carried two or more frames, from /metrics."""
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("stylefusion_batch_size_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            counts[bound] = float(line.split()[-1])
+    return counts["+Inf"] - counts["1.0"]

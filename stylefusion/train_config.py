@@ -112,9 +112,10 @@ def _check_numbers(config: TrainConfig) -> None:
 
 
 def _check_existing_style(config: TrainConfig) -> None:
-    """Refuse to replace a trained variant unless asked to (overwrite) or continuing (resume)."""
+    """Refuse to replace a trained variant unless asked to, or when continuing from a checkpoint."""
     folder = Path(config.output_dir) / config.name
-    if config.overwrite or config.resume or not folder.exists():
+    resuming = config.resume and config.checkpoint_file.is_file()
+    if config.overwrite or resuming or not folder.exists():
         return
     try:
         variants = read_style(folder).variants
@@ -125,7 +126,7 @@ def _check_existing_style(config: TrainConfig) -> None:
     if config.variant in variants:
         raise InvalidInput(
             f"style {config.name!r} already has a {config.variant!r} variant; "
-            "use overwrite (--overwrite) or resume (--resume)"
+            "use overwrite (--overwrite) to replace it"
         )
 
 

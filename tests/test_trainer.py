@@ -92,6 +92,8 @@ def test_existing_variant_needs_overwrite(config: TrainConfig) -> None:
     train(dataclasses.replace(config, steps=1))
     with pytest.raises(InvalidInput, match="already has"):
         train(dataclasses.replace(config, steps=1))
+    with pytest.raises(InvalidInput, match="already has"):  # resume, but nothing to resume from
+        train(dataclasses.replace(config, steps=1, resume=True))
     train(dataclasses.replace(config, steps=1, overwrite=True))
 
 

@@ -20,6 +20,7 @@ from .transformer_net import VARIANTS
 log = logging.getLogger("stylefusion")
 
 PROG = "stylefusion"
+STYLE_HELP = "a style name in --models-dir, or a style folder"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -107,7 +108,8 @@ def _common(p: argparse.ArgumentParser, *, style: bool) -> None:
     p.add_argument("--variant", choices=tuple(VARIANTS), help="default: full on GPU, lite on CPU")
     if style:
         p.add_argument("--strength", type=unit_float, default=1.0, help="0..1 (default 1)")
-        p.add_argument("--models-dir", type=Path, default=Path("models"), help="default models/")
+        p.add_argument("--models-dir", type=Path, default=Path("models"), metavar="DIR",
+                       help="where named styles live (default models/)")  # fmt: skip
 
 
 def _add_train(sub: Any) -> None:
@@ -120,8 +122,8 @@ def _add_train(sub: Any) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=positive_int, help="training steps (default 2000)")
     budget.add_argument("--seconds", type=positive_float, help="train for this long instead")
-    p.add_argument("--size", type=positive_int, default=256, help="crop size (default 256)")
-    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--size", type=positive_int, default=256, metavar="N", help="crops (256)")
+    p.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="default 8")
     p.add_argument("--style-weight", type=positive_float, help="default 5")
     p.add_argument("--content-weight", type=positive_float, help="default 1")
     p.add_argument("--tv-weight", type=float, help="total variation weight")
@@ -136,22 +138,23 @@ def _add_train(sub: Any) -> None:
 
 def _add_stylize(sub: Any) -> None:
     p = sub.add_parser("stylize", help="stylize image files or folders")
-    p.add_argument("--style", required=True, metavar="NAME_OR_DIR")
-    p.add_argument("--input", type=Path, nargs="+", required=True, metavar="PATH")
-    p.add_argument("--output", type=Path, required=True, metavar="DIR")
-    p.add_argument("--size", type=positive_int, help="longest side of the output, in pixels")
+    p.add_argument("--style", required=True, metavar="NAME_OR_DIR", help=STYLE_HELP)
+    p.add_argument("--input", type=Path, nargs="+", required=True, metavar="PATH",
+                   help="image files and folders (searched recursively)")  # fmt: skip
+    p.add_argument("--output", type=Path, required=True, metavar="DIR", help="<stem>-<style>.png")
+    p.add_argument("--size", type=positive_int, metavar="N", help="longest side of the output")
     _common(p, style=True)
     p.set_defaults(handler=_run_stylize)
 
 
 def _add_video(sub: Any) -> None:
     p = sub.add_parser("video", help="stylize a clip into an H.264 MP4, sound kept")
-    p.add_argument("input", type=Path, metavar="INPUT")
-    p.add_argument("output", type=Path, metavar="OUTPUT")
-    p.add_argument("--style", required=True, metavar="NAME_OR_DIR")
-    p.add_argument("--max-side", type=positive_int, help="scale down to this longest side")
-    p.add_argument("--batch-size", type=positive_int, default=4)
-    p.add_argument("--crf", type=int, default=20, help="x264 quality, 0..51 (default 20)")
+    p.add_argument("input", type=Path, metavar="INPUT", help="a clip PyAV/FFmpeg can decode")
+    p.add_argument("output", type=Path, metavar="OUTPUT", help="the MP4 to write")
+    p.add_argument("--style", required=True, metavar="NAME_OR_DIR", help=STYLE_HELP)
+    p.add_argument("--max-side", type=positive_int, metavar="N", help="scale down to this")
+    p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="default 4")
+    p.add_argument("--crf", type=int, default=20, metavar="Q", help="x264 quality 0..51 (20)")
     _common(p, style=True)
     p.set_defaults(handler=_run_video)
 
@@ -161,8 +164,8 @@ def _add_render(sub: Any) -> None:
     p.add_argument("--content", type=Path, required=True, metavar="IMG")
     p.add_argument("--style-image", type=Path, required=True, metavar="IMG")
     p.add_argument("--output", type=Path, required=True, metavar="IMG")
-    p.add_argument("--size", type=positive_int, default=512, help="longest side (default 512)")
-    p.add_argument("--iterations", type=positive_int, default=300)
+    p.add_argument("--size", type=positive_int, default=512, metavar="N", help="longest side")
+    p.add_argument("--iterations", type=positive_int, default=300, metavar="N", help="300")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--style-weight", type=positive_float)
     p.add_argument("--content-weight", type=positive_float)
@@ -175,13 +178,13 @@ def _add_render(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     p = sub.add_parser("bench", help="inference speed (frames per second)")
-    p.add_argument("--size", type=frame_size, default=(320, 240), metavar="WxH")
-    p.add_argument("--batch-size", type=positive_int, default=1)
-    p.add_argument("--repeats", type=positive_int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--style", metavar="NAME_OR_DIR", help="time a style's weights")
-    p.add_argument("--models-dir", type=Path, default=Path("models"))
-    p.add_argument("--threads", type=positive_int)
+    p.add_argument("--size", type=frame_size, default=(320, 240), metavar="WxH", help="320x240")
+    p.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="default 1")
+    p.add_argument("--repeats", type=positive_int, default=5, metavar="N", help="median of N")
+    p.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed runs first")
+    p.add_argument("--style", metavar="NAME_OR_DIR", help="time a style (default: random)")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), metavar="DIR")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads")
     p.add_argument("--json", action="store_true", help="print only one JSON object")
     _common(p, style=False)
     p.set_defaults(handler=_run_bench)

@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="port to listen on")
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="style folders")
     p.add_argument("--data-dir", type=Path, default=Path("var"), help="jobs, uploads, results")
+    p.add_argument(
+        "--content-dir", type=Path, help="training photos for admin jobs (default DATA_DIR/content)"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--variant", choices=("full", "lite"), help="default: lite on CPU, full on GPU")
     p.add_argument("--max-peers", type=int, default=8, help="live viewers at once (503 beyond)")
@@ -56,6 +59,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         port=args.port,
         models_dir=args.models_dir,
         data_dir=args.data_dir,
+        content_dir=args.content_dir,
         device=args.device,
         variant=args.variant,
         max_peers=args.max_peers,

@@ -16,6 +16,7 @@ class ServerConfig:
     port: int = 8080
     models_dir: Path = Path("models")
     data_dir: Path = Path("var")
+    content_dir: Path | None = None  # training photos for admin jobs (default: data_dir/content)
     device: str = "auto"
     variant: str | None = None
     max_peers: int = 8

@@ -48,7 +48,7 @@ async def test_every_jobs_call_needs_the_token(
             assert resp.status == 401, (method, path, headers)
             assert "token" in (await resp.json())["error"]
     resp = await client.get("/api/jobs", headers=AUTH)
-    assert resp.status == 200 and (await resp.json()) == {"jobs": []}
+    assert resp.status == 200 and (await resp.json()) == []
     missing = await client.get("/api/jobs/abc", headers=AUTH)
     assert missing.status == 404 and "error" in await missing.json()
 
@@ -85,7 +85,7 @@ async def test_train_job_makes_a_style_with_losses_and_previews(
     )
     assert again.status == 409 and "overwrite" in (await again.json())["error"]
     listing = await (await client.get("/api/jobs", headers=AUTH)).json()
-    assert [j["id"] for j in listing["jobs"]] == [job_id]
+    assert [j["id"] for j in listing] == [job_id]
 
 
 async def test_video_job_gives_a_stylized_mp4_with_sound(

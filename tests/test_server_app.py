@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -97,7 +98,7 @@ def test_cli_options_reach_the_config(monkeypatch):
     args = build_parser().parse_args(
         ["--port", "9000", "--max-peers", "3", "--max-batch", "4", "--max-wait-ms", "2.5"]
         + ["--ice-server", "stun:a:1", "--ice-server", "stun:b:2", "--variant", "full"]
-        + ["--max-clip-mb", "10", "--no-marker-bit"]
+        + ["--max-clip-mb", "10", "--no-marker-bit", "--content-dir", "photos"]
     )
     config = config_from_args(args)
     assert (config.port, config.max_peers, config.max_batch, config.max_wait_ms) == (
@@ -109,3 +110,4 @@ def test_cli_options_reach_the_config(monkeypatch):
     assert config.ice_servers == ("stun:a:1", "stun:b:2")
     assert config.admin_token == "from-env" and config.variant == "full"
     assert config.max_clip_bytes == 10 * 2**20 and config.marker_bit is False
+    assert config.content_dir == Path("photos")

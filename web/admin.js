@@ -185,10 +185,10 @@ async function refresh() {
   let active = false;
   try {
     const resp = await api("/api/jobs");
-    const body = await resp.json();
-    active = body.jobs.some((j) => j.state === "queued" || j.state === "running");
-    renderJobs(body.jobs);
-    await Promise.all(body.jobs.filter(needsDetail).map(loadDetail));
+    const jobs = await resp.json();
+    active = jobs.some((j) => j.state === "queued" || j.state === "running");
+    renderJobs(jobs);
+    await Promise.all(jobs.filter(needsDetail).map(loadDetail));
   } catch (err) {
     if (err.message === "unauthorized") return;
   }

@@ -61,7 +61,7 @@ def upload_limits(config: ServerConfig) -> UploadLimits:
 
 def worker_settings(config: ServerConfig) -> WorkerSettings:
     """Worker settings: same dirs and device, half the CPU cores at most, lowest priority."""
-    content = getattr(config, "content_dir", None) or Path(config.data_dir) / "content"
+    content = config.content_dir or Path(config.data_dir) / "content"
     return WorkerSettings(
         data_dir=Path(config.data_dir).resolve(),
         models_dir=Path(config.models_dir).resolve(),

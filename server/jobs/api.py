@@ -105,7 +105,7 @@ class JobsApi:
     async def list_jobs(self, request: web.Request) -> web.Response:
         """GET /api/jobs: the newest jobs first."""
         jobs = await asyncio.to_thread(self.store.list)
-        return web.json_response({"jobs": [job_view(j) for j in jobs]})
+        return web.json_response([job_view(j) for j in jobs])  # CONTRACT: a list of jobs
 
     async def get_job(self, request: web.Request) -> web.Response:
         """GET /api/jobs/{id}: one job, with its loss history."""

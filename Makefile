@@ -27,8 +27,8 @@ run: install
 	$(BIN)/stylefusion-server --host $(HOST) --port $(PORT) --models-dir models --data-dir var
 
 lint: install-dev
-	$(BIN)/ruff check stylefusion server tests bench
-	$(BIN)/ruff format --check stylefusion server tests bench
+	$(BIN)/ruff check stylefusion server tests bench docs
+	$(BIN)/ruff format --check stylefusion server tests bench docs
 
 test: install-dev lint
 	$(BIN)/python -m pytest -q -ra

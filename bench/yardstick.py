@@ -1,0 +1,51 @@
+"""Score style folders with the quality yardstick on held-out photos; prints JSON.
+
+    python bench/yardstick.py --models-dir models --photos held-out/ [--styles-dir styles/]
+
+content (MSE at relu2_2) + 5 x style (Gram MSE over relu1_2..relu4_3), photos at 384 px, the
+style image at 512 px on its short side (each style folder's style.jpg unless --styles-dir
+holds <name>.jpg), mean over photos; also each lite score relative to its full twin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from stylefusion.images import collect_images
+from stylefusion.style_folder import list_styles
+from stylefusion.stylizer import Stylizer
+from stylefusion.vgg import VGG19
+from stylefusion.yardstick import score
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score every style and variant; print one JSON object."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--photos", type=Path, required=True, help="held-out photos (folder)")
+    p.add_argument("--styles-dir", type=Path, help="original style images, <name>.jpg")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    photos = [path for path, _ in collect_images([args.photos])]
+    vgg = VGG19()
+    results: dict[str, dict[str, float]] = {}
+    for info in list_styles(args.models_dir):
+        original = args.styles_dir / f"{info.name}.jpg" if args.styles_dir else None
+        style_image = original if original and original.is_file() else info.style_image
+        row: dict[str, float] = {}
+        for variant in info.variants:
+            stylizer = Stylizer.from_style(info.path, variant, args.device)
+            row[variant] = round(score(stylizer, photos, style_image, vgg).total, 4)
+        if {"full", "lite"} <= row.keys():
+            row["lite_over_full"] = round(row["lite"] / row["full"], 3)
+        results[info.name] = row
+    json.dump({"photos": [p.name for p in photos], "scores": results}, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

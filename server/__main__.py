@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-image-mb", type=float, default=25, help="largest image upload (MiB)")
     p.add_argument("--no-marker-bit", action="store_true", help="keep aiortc's stock jitter buffer")
     p.add_argument(
+        "--no-compile", action="store_true", help="run the model eager (no torch.compile)"
+    )
+    p.add_argument(
         "--threads", type=int, help="CPU threads for inference (default: all cores but one)"
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
@@ -72,6 +75,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_image_bytes=int(args.max_image_mb * MB),
         marker_bit=not args.no_marker_bit,
         threads=args.threads,
+        compile=not args.no_compile,
     )
 
 

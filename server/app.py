@@ -32,7 +32,11 @@ def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     metrics = Metrics()
     registry = StyleRegistry(
-        config.models_dir, resolve_device(config.device), config.variant, config.threads
+        config.models_dir,
+        resolve_device(config.device),
+        config.variant,
+        config.threads,
+        compile=config.compile,
     )
     batcher = Batcher(registry.stylizer, config.max_batch, config.max_wait_ms / 1000, metrics)
     app[CONFIG], app[METRICS], app[REGISTRY] = config, metrics, registry
@@ -77,6 +81,7 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
             await polling
         await peers.close_all()
         await batcher.stop()
+        registry.close()
 
 
 async def index(request: web.Request) -> web.FileResponse:

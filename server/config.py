@@ -32,3 +32,4 @@ class ServerConfig:
     rescan_interval_s: float = 2.0  # how often the models dir is polled for new styles
     stats_interval_s: float = 1.0  # how often each peer gets an {"event": "stats"} message
     threads: int | None = None  # CPU threads for inference (default: all cores but one)
+    compile: bool = True  # torch.compile each new frame shape in the background (eager meanwhile)

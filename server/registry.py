@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from stylefusion.compiled import CompileWorker
 from stylefusion.devices import default_variant
 from stylefusion.errors import StyleFusionError, StyleNotFound
 from stylefusion.style_folder import (
@@ -68,6 +69,7 @@ class StyleRegistry:
         device: torch.device,
         variant: str | None = None,
         threads: int | None = None,
+        compile: bool = False,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.device = device
@@ -78,6 +80,13 @@ class StyleRegistry:
         self._broken: dict[str, Signature] = {}  # folders already reported as broken
         self._listeners: list[Callable[[list[StyleInfo]], None]] = []
         self._lock = asyncio.Lock()
+        # one compile thread for all styles: a shape compiled for one is reused by the others
+        self.compiler = CompileWorker("style-compile") if compile else None
+
+    def close(self) -> None:
+        """Stop the background compile thread."""
+        if self.compiler is not None:
+            self.compiler.close()
 
     def styles(self) -> list[StyleInfo]:
         """The ready styles, sorted by name."""
@@ -163,11 +172,17 @@ class StyleRegistry:
             info = dataclasses.replace(info, name=folder.name)
         variant = pick_variant(info, None, self.preferred_variant)
         model = load_transformer(folder, variant)
-        # no torch.compile: every new batch size or camera size would recompile and stall all peers
+        # each new batch size or camera size compiles in the background while eager serves it
         stylizer = Stylizer(
-            model, self.device, compile=False, threads=self.threads, name=info.name, variant=variant
+            model,
+            self.device,
+            compile=self.compiler is not None,
+            background_compile=self.compiler or False,
+            threads=self.threads,
+            name=info.name,
+            variant=variant,
         )
-        stylizer.warm_up(64, 64, 1)
+        stylizer.warm_up(64, 64, 1, compiled=False)  # the live shapes compile as they come
         return LoadedStyle(info=info, stylizer=stylizer, signature=signature)
 
     def _notify(self) -> None:

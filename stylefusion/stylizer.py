@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .compiled import BackgroundCompiled, CompileWorker, compile_model
 from .devices import configure_cpu_threads, default_variant, resolve_device
 from .errors import InvalidInput
 from .style_folder import load_transformer, pick_variant, read_style
@@ -30,6 +31,7 @@ class Stylizer:
         *,
         half: bool | None = None,
         compile: bool | None = None,
+        background_compile: bool | CompileWorker = False,
         threads: int | None = None,
         name: str = "",
         variant: str = "",
@@ -46,11 +48,15 @@ class Stylizer:
         if cuda:
             model = model.to(memory_format=torch.channels_last)
         self.eager: torch.nn.Module = model
-        self.model: torch.nn.Module = model
+        self.model: Callable[[torch.Tensor], torch.Tensor] = model
         if compile if compile is not None else cuda:
-            # one compiled graph per (batch, size) seen; every style shares forward's code object
-            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-            self.model = torch.compile(model)  # type: ignore[assignment]
+            if background_compile:
+                worker = (
+                    background_compile if isinstance(background_compile, CompileWorker) else None
+                )
+                self.model = BackgroundCompiled(model, name or "model", worker)
+            else:
+                self.model = compile_model(model)
 
     @classmethod
     def from_style(
@@ -67,10 +73,16 @@ class Stylizer:
         model = load_transformer(info.path, chosen)
         return cls(model, dev, name=info.name, variant=chosen, **kwargs)  # type: ignore[arg-type]
 
-    def warm_up(self, height: int = 240, width: int = 320, batch: int = 1) -> float:
-        """Run one dummy batch (compiles kernels on CUDA); returns seconds taken."""
+    def warm_up(
+        self, height: int = 240, width: int = 320, batch: int = 1, compiled: bool = True
+    ) -> float:
+        """Run one dummy batch (and wait for its compiled version if asked); returns seconds."""
         start = time.perf_counter()
-        self(np.zeros((batch, height, width, 3), np.uint8))
+        frames = np.zeros((batch, height, width, 3), np.uint8)
+        self(frames)
+        if compiled and isinstance(self.model, BackgroundCompiled):
+            with torch.inference_mode():
+                self.model.wait(self._prepare(torch.from_numpy(frames)))
         return time.perf_counter() - start
 
     @torch.inference_mode()
@@ -78,15 +90,20 @@ class Stylizer:
         """Stylize frames; `strength` in 0..1 blends the result with the input."""
         if not 0.0 <= strength <= 1.0:
             raise InvalidInput(f"strength must be within 0..1, got {strength}")
-        batch = _as_tensor(frames).to(self.device, non_blocking=True)  # (B, H, W, 3) uint8
-        x = batch.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)  # (B, 3, H, W) in [0, 1]
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._prepare(_as_tensor(frames))  # (B, 3, H, W) in [0, 1]
         y = self._forward(x).clamp_(0.0, 1.0) if strength > 0 else x
         if strength < 1.0:
             y = torch.lerp(x, y, strength)
         out = y.mul_(255.0).round_().to(torch.uint8)
         return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (B, H, W, 3) uint8
+
+    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> (B, 3, H, W) model dtype in [0, 1] on the device."""
+        batch = frames.to(self.device, non_blocking=True)
+        x = batch.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """The (compiled) model; falls back to eager for good if compilation fails here."""

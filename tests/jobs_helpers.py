@@ -30,7 +30,7 @@ def jobs_config(
     data_dir = tmp_path / "var"
     shutil.copytree(content_dir, data_dir / "content")
     fields = {"models_dir": models_dir, "data_dir": data_dir, "device": "cpu", "admin_token": TOKEN}
-    return ServerConfig(**(fields | changes))
+    return ServerConfig(**(fields | {"compile": False} | changes))
 
 
 def jobs_app(config: ServerConfig, checkpoint_every_s: float | None = None) -> web.Application:

@@ -74,7 +74,7 @@ def _start_server(models_dir: Path, data_dir: Path, port: int) -> subprocess.Pop
     args = ["--models-dir", str(models_dir), "--data-dir", str(data_dir), "--port", str(port)]
     env = os.environ | {"STYLEFUSION_ADMIN_TOKEN": AUTH["Authorization"].split()[1]}
     return subprocess.Popen(
-        [sys.executable, "-m", "server", "--device", "cpu", *args],
+        [sys.executable, "-m", "server", "--device", "cpu", "--no-compile", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

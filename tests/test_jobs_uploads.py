@@ -107,7 +107,9 @@ async def test_bad_style_names_and_unknown_styles_are_refused(
 async def test_training_without_any_content_photos_is_refused_at_once(
     aiohttp_client, tmp_path: Path, models_dir: Path
 ) -> None:
-    config = ServerConfig(models_dir=models_dir, data_dir=tmp_path / "var", device="cpu")
+    config = ServerConfig(
+        models_dir=models_dir, data_dir=tmp_path / "var", device="cpu", compile=False
+    )
     client = await aiohttp_client(jobs_app(config))
     token = (tmp_path / "var" / "admin-token").read_text().strip()
     painting = make_style_image(tmp_path / "painting.png", seed=1)

@@ -13,6 +13,7 @@ from webrtc_helpers import Viewer, test_config
 from server.app import create_app
 from server.keys import REGISTRY
 from server.registry import StyleRegistry
+from stylefusion.compiled import BackgroundCompiled
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,3 +95,13 @@ async def test_server_starts_with_an_empty_models_dir(aiohttp_client, tmp_path):
     finally:
         await viewer.close()
     assert client.app[REGISTRY].default is None
+
+
+async def test_styles_share_one_background_compiler(aiohttp_client, models_dir, tmp_path):
+    app = create_app(test_config(models_dir, tmp_path, compile=True))
+    await aiohttp_client(app)
+    registry = app[REGISTRY]
+    runners = [style.stylizer.model for style in registry.loaded()]
+    assert len(runners) == 2
+    assert all(isinstance(r, BackgroundCompiled) for r in runners)
+    assert {r.worker for r in runners} == {registry.compiler}

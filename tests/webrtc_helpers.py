@@ -30,6 +30,7 @@ def test_config(models_dir: Path, tmp_path: Path, **overrides: Any) -> ServerCon
         rescan_interval_s=0.2,
         stats_interval_s=0.3,
         admin_token="test-token",
+        compile=False,  # tests check behaviour; compiling tiny models only costs CPU
     )
     options.update(overrides)
     return ServerConfig(**options)

@@ -1,0 +1,113 @@
+"""torch.compile without stalls: each new input shape compiles in a background thread.
+
+A compiled transformer runs about twice as fast as eager on a CPU (and the GPU gains more),
+but every new (batch, height, width) costs seconds of compilation. A live server cannot stop
+all streams for that, so eager serves a shape until its compiled version is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+ShapeKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """torch.compile with static shapes and room for one graph per shape seen."""
+    # one compiled graph per (batch, size); every style of a variant shares forward's code
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    return torch.compile(model, dynamic=False)  # type: ignore[return-value]
+
+
+class CompileWorker:
+    """One thread that compiles queued shapes in turn; models of one architecture share it,
+    so a shape compiled for one style is reused (cheaply) by the next."""
+
+    def __init__(self, name: str = "compile") -> None:
+        self._todo: queue.SimpleQueue[tuple[BackgroundCompiled, torch.Tensor] | None]
+        self._todo = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, runner: BackgroundCompiled, example: torch.Tensor) -> None:
+        """Queue one shape of one model."""
+        self._todo.put((runner, example))
+
+    def close(self) -> None:
+        """Stop the thread after its current shape."""
+        self._todo.put(None)
+
+    def _work(self) -> None:
+        while (item := self._todo.get()) is not None:
+            runner, example = item
+            if not runner.failed:
+                runner.compile_now(example)
+
+
+class BackgroundCompiled:
+    """Calls the compiled model for shapes already compiled, the eager one otherwise."""
+
+    def __init__(
+        self, model: nn.Module, name: str = "model", worker: CompileWorker | None = None
+    ) -> None:
+        self.eager = model
+        self.compiled = compile_model(model)
+        self.name = name
+        self.failed = False
+        self._own_worker = worker is None
+        self.worker = worker or CompileWorker(f"compile-{name}")
+        self._ready: set[ShapeKey] = set()
+        self._requested: set[ShapeKey] = set()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Run x through the compiled model if its shape is ready, else eager (and queue it)."""
+        key = _key(x)
+        if key in self._ready:
+            return self.compiled(x)
+        if not self.failed and key not in self._requested:
+            self._requested.add(key)
+            self.worker.submit(self, torch.zeros_like(x))  # same shape, dtype, device, strides
+        return self.eager(x)
+
+    def ready(self, x: torch.Tensor) -> bool:
+        """Whether x's shape runs compiled."""
+        return _key(x) in self._ready
+
+    def wait(self, x: torch.Tensor, timeout_s: float = 300.0) -> bool:
+        """Queue x's shape if needed and block until it is compiled (or failed); for warm-ups."""
+        self(x)
+        deadline = time.monotonic() + timeout_s
+        while not self.ready(x) and not self.failed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.ready(x)
+
+    def close(self) -> None:
+        """Stop this model's compile thread, if it has its own."""
+        if self._own_worker:
+            self.worker.close()
+
+    def compile_now(self, example: torch.Tensor) -> None:
+        """Compile for example's shape (on the worker thread); a failure means eager for good."""
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                self.compiled(example)
+        except Exception as exc:  # compiler toolchains vary; eager always works
+            log.warning("torch.compile failed for %s (%s); it stays eager", self.name, exc)
+            self.failed = True
+            return
+        self._ready.add(_key(example))
+        elapsed = time.perf_counter() - start
+        log.info("%s compiled for %s in %.1f s", self.name, tuple(example.shape), elapsed)
+
+
+def _key(x: torch.Tensor) -> ShapeKey:
+    return (tuple(x.shape), tuple(x.stride()), x.dtype, x.device)

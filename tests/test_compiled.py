@@ -1,0 +1,56 @@
+"""Background compilation: eager serves new shapes at once, compiled takes over when ready."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY
+
+from stylefusion.compiled import BackgroundCompiled
+from stylefusion.stylizer import Stylizer
+from stylefusion.transformer_net import TransformerNet
+
+
+@pytest.fixture
+def net() -> TransformerNet:
+    torch.manual_seed(0)
+    return TransformerNet(TINY).eval()
+
+
+def test_new_shape_runs_eager_then_compiled_with_the_same_result(net: TransformerNet) -> None:
+    runner = BackgroundCompiled(net, "tiny")
+    x = torch.rand(1, 3, 24, 32)
+    with torch.inference_mode():
+        first = runner(x)  # not compiled yet: answered by eager, no stall
+        assert runner.wait(x, timeout_s=240), "compilation did not finish"
+        compiled = runner(x)
+    runner.close()
+    torch.testing.assert_close(first, net(x).detach())
+    torch.testing.assert_close(compiled, first, rtol=1e-4, atol=1e-4)
+    assert not runner.ready(torch.rand(2, 3, 24, 32))  # each shape compiles on its own
+
+
+def test_a_failing_compiler_leaves_eager_serving(net: TransformerNet) -> None:
+    runner = BackgroundCompiled(net, "tiny")
+
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("no C++ compiler")
+
+    runner.compiled = broken
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        assert not runner.wait(x, timeout_s=30)
+        assert runner.failed
+        torch.testing.assert_close(runner(x), net(x))
+
+
+def test_stylizer_warm_up_waits_for_the_compiled_shape(models_dir) -> None:
+    stylizer = Stylizer.from_style(
+        models_dir / "alpha", device="cpu", compile=True, background_compile=True
+    )
+    eager = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    stylizer.warm_up(20, 28, 1)
+    frames = np.random.default_rng(0).integers(0, 256, (1, 20, 28, 3), np.uint8)
+    assert isinstance(stylizer.model, BackgroundCompiled)
+    assert stylizer.model.ready(stylizer._prepare(torch.from_numpy(frames)))
+    assert np.abs(stylizer(frames).astype(int) - eager(frames)).max() <= 1
+    stylizer.model.close()

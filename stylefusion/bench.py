@@ -37,6 +37,7 @@ class BenchConfig:
     warmup: int = 2
     style: Path | None = None  # a style folder; default: randomly initialised weights
     threads: int | None = None  # CPU threads (default: all cores)
+    compile: bool | None = None  # torch.compile (default: on CUDA only); warm-up compiles
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -52,11 +53,20 @@ def make_stylizer(config: BenchConfig) -> Stylizer:
     """The style's weights if one is given, else a seeded random transformer (same speed)."""
     device = resolve_device(config.device)
     if config.style is not None:
-        return Stylizer.from_style(config.style, config.variant, device, threads=config.threads)
+        return Stylizer.from_style(
+            config.style, config.variant, device, threads=config.threads, compile=config.compile
+        )
     variant = config.variant or default_variant(device)
     torch.manual_seed(config.seed)
     model = build_transformer(variant)
-    return Stylizer(model, device, threads=config.threads, name="random", variant=variant)
+    return Stylizer(
+        model,
+        device,
+        threads=config.threads,
+        compile=config.compile,
+        name="random",
+        variant=variant,
+    )
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
@@ -79,6 +89,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "calls_per_repeat": calls,
         "ms_per_batch_all": [round(s * 1000.0, 3) for s in per_call],
         "half": stylizer.half,
+        "compiled": stylizer.model is not stylizer.eager,
         "threads": torch.get_num_threads() if stylizer.device.type == "cpu" else None,
         "style": stylizer.name,
         "torch": torch.__version__,

@@ -186,6 +186,11 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--models-dir", type=Path, default=Path("models"), metavar="DIR")
     p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads")
     p.add_argument("--json", action="store_true", help="print only one JSON object")
+    compiled = p.add_mutually_exclusive_group()
+    compiled.add_argument(
+        "--compile", dest="compile", action="store_true", default=None, help="torch.compile"
+    )
+    compiled.add_argument("--no-compile", dest="compile", action="store_false", help="eager")
     _common(p, style=False)
     p.set_defaults(handler=_run_bench)
 
@@ -306,6 +311,7 @@ def _run_bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
         warmup=max(0, args.warmup),
         style=style,
         threads=args.threads,
+        compile=args.compile,
     )
     result = run_bench(config)
     if args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -20,7 +21,14 @@ def test_run_bench_random_weights() -> None:
     assert result["fps"] == pytest.approx(1000.0 / result["ms_per_batch"])
     assert (result["device"], result["variant"], result["size"]) == ("cpu", "lite", "40x24")
     assert len(result["ms_per_batch_all"]) == 2
+    assert result["compiled"] is False  # eager is the CPU default
     json.dumps(result)  # JSON-ready
+
+
+def test_run_bench_compiled_on_cpu(models_dir: Path) -> None:
+    config = BenchConfig(device="cpu", width=32, height=24, repeats=1, style=models_dir / "alpha")
+    result = run_bench(dataclasses.replace(config, compile=True))
+    assert result["compiled"] is True and result["fps"] > 0
 
 
 def test_run_bench_with_a_style(models_dir: Path) -> None:

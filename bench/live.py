@@ -28,7 +28,7 @@ from av import VideoFrame
 from server import track as track_module
 from server.app import create_app
 from server.config import ServerConfig
-from server.keys import BATCHER, METRICS
+from server.keys import BATCHER, METRICS, REGISTRY
 from stylefusion.style_folder import save_transformer
 from stylefusion.transformer_net import build_transformer
 
@@ -150,6 +150,7 @@ async def run(
     seconds: float,
     marker: bool,
     threads: int | None = None,
+    compile: bool = True,
 ) -> dict[str, Any]:
     """One measurement: start the app, stream `peers` viewers, collect the numbers."""
     SERVER_OUT.clear()
@@ -162,11 +163,16 @@ async def run(
         marker_bit=marker,
         threads=threads,
         admin_token="bench",
+        compile=compile,
     )
     runner, port = await start_server(config)
     app = runner.app
     try:
         width, height = size
+        if compile:  # measure the steady state, not the first seconds of eager serving
+            for style in app[REGISTRY].loaded():
+                for batch in range(1, peers + 1):
+                    await asyncio.to_thread(style.stylizer.warm_up, height, width, batch)
         results = await asyncio.gather(
             *(run_peer(f"http://127.0.0.1:{port}", width, height, i, seconds) for i in range(peers))
         )
@@ -176,6 +182,7 @@ async def run(
             "size": f"{width}x{height}",
             "marker_bit": marker,
             "threads": threads,
+            "compiled": compile,
             "per_peer": [summarize(r, warmup_s=3.0) for r in results],
             "server_latency_ms_mean": histogram_mean(app, "stylefusion_server_latency_seconds"),
             "queue_wait_ms_mean": histogram_mean(app, "stylefusion_queue_wait_seconds"),
@@ -206,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, help="inference threads (default: all cores but one)"
     )
+    parser.add_argument("--no-compile", action="store_true", help="eager model (no torch.compile)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     markers = {"on": [True], "off": [False], "both": [True, False]}[args.marker]
@@ -217,7 +225,17 @@ def main(argv: list[str] | None = None) -> int:
             models / "bench", args.variant, build_transformer(args.variant), name="bench"
         )
         runs = [
-            asyncio.run(run(models, peers, (width, height), args.seconds, marker, args.threads))
+            asyncio.run(
+                run(
+                    models,
+                    peers,
+                    (width, height),
+                    args.seconds,
+                    marker,
+                    args.threads,
+                    not args.no_compile,
+                )
+            )
             for peers in args.peers
             for marker in markers
         ]

@@ -63,3 +63,19 @@ def test_jobs_pause_between_steps_only_while_live_peers_watch(
     ctx._last_check = 0.0
     ctx.progress(Progress(done=2, total=10))
     assert len(sleeps) == 1 and 0 < sleeps[0] <= 0.5
+
+
+def test_a_style_this_job_already_wrote_counts_as_its_result(tmp_path: Path) -> None:
+    """A server killed between saving the style and marking the job done loses nothing."""
+    from conftest import TINY
+
+    from stylefusion.style_folder import save_transformer
+    from stylefusion.transformer_net import TransformerNet
+
+    folder, checkpoint = tmp_path / "models" / "mine", tmp_path / "jobs" / "j1" / "checkpoint.pt"
+    training = {"config": {"checkpoint_path": str(checkpoint)}}
+    save_transformer(folder, "lite", TransformerNet(TINY), name="mine", training=training)
+    assert worker.finished_earlier(folder, "lite", checkpoint) == folder / "meta.json"
+    assert worker.finished_earlier(folder, "lite", tmp_path / "other.pt") is None
+    assert worker.finished_earlier(folder, "full", checkpoint) is None
+    assert worker.finished_earlier(tmp_path / "models" / "none", "lite", checkpoint) is None

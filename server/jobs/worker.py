@@ -161,8 +161,27 @@ def run_train(job: Job, ctx: JobContext) -> Path:
         overwrite=bool(p.get("overwrite")),
         **extra,
     )
+    earlier = finished_earlier(
+        config.output_dir / config.name, config.variant, config.checkpoint_path
+    )
+    if earlier is not None:  # the server died between writing the style and marking the job
+        return earlier
     result = train(config, ctx.progress, ctx)
     return Path(result.folder) / "meta.json"
+
+
+def finished_earlier(folder: Path, variant: str, checkpoint: Path | None) -> Path | None:
+    """The style's meta.json if this very job (same checkpoint path) already wrote the variant."""
+    from stylefusion.errors import StyleFormatError
+    from stylefusion.style_folder import read_meta
+
+    try:
+        meta = read_meta(folder)
+    except StyleFormatError:
+        return None
+    training = meta["variants"].get(variant, {}).get("training", {})
+    written_by = training.get("config", {}).get("checkpoint_path")
+    return folder / "meta.json" if written_by and written_by == str(checkpoint) else None
 
 
 RUNNERS: dict[str, Callable[[Job, JobContext], Path]] = {

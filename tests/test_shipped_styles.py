@@ -1,0 +1,26 @@
+"""Every style folder shipped in models/ is valid, loads, and stylizes a frame."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stylefusion.style_folder import read_style
+from stylefusion.stylizer import Stylizer
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+FOLDERS = sorted(p for p in MODELS.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.mark.skipif(not FOLDERS, reason="no style folders in models/ yet")
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+def test_shipped_style_loads_and_stylizes(folder: Path) -> None:
+    info = read_style(folder)
+    assert info.name == folder.name
+    assert info.style_image is not None, "the pages need style.jpg for thumbnails"
+    frame = np.random.default_rng(0).integers(0, 256, (1, 48, 64, 3), dtype=np.uint8)
+    for variant in info.variants:
+        out = Stylizer.from_style(folder, variant, device="cpu")(frame)
+        assert out.shape == frame.shape
+        assert np.abs(out.astype(int) - frame).mean() > 5, f"{variant} leaves frames unchanged"
+    assert info.meta["variants"][info.variants[0]]["training"].get("command")

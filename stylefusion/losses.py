@@ -39,3 +39,19 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
     dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
     return dx + dy
+
+
+def weighted_terms(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    tv: torch.Tensor,
+    weights: tuple[float, float, float],
+) -> dict[str, torch.Tensor]:
+    """The loss terms plus their (content, style, tv)-weighted sum under "loss"."""
+    wc, ws, wt = weights
+    return {
+        "loss": wc * content + ws * style + wt * tv,
+        "content": content,
+        "style": style,
+        "tv": tv,
+    }

@@ -16,7 +16,7 @@ from .content import read_rgb, to_tensor, to_uint8
 from .devices import configure_cpu_threads, resolve_device
 from .errors import InvalidInput
 from .fsutil import atomic_write
-from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .losses import content_loss, gram_matrix, style_loss, total_variation, weighted_terms
 from .progress import CancelFlag, Progress, ProgressCallback, RateMeter, check_cancel
 from .vgg import VGG19
 
@@ -81,8 +81,7 @@ class GatysLoss:
         s = style_loss(features, self.style_grams)
         tv = total_variation(image)
         cfg = self.config
-        loss = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
-        return {"loss": loss, "content": c, "style": s, "tv": tv}
+        return weighted_terms(c, s, tv, (cfg.content_weight, cfg.style_weight, cfg.tv_weight))
 
 
 @dataclass

@@ -18,7 +18,7 @@ from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .content import ContentImages, read_rgb, to_tensor, to_uint8
 from .devices import configure_cpu_threads, resolve_device
 from .errors import Cancelled
-from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .losses import content_loss, gram_matrix, style_loss, total_variation, weighted_terms
 from .progress import CancelFlag, Progress, ProgressCallback, check_cancel
 from .style_folder import save_transformer
 from .train_config import TrainConfig, TrainResult, plain_value, validate_config
@@ -53,8 +53,7 @@ class PerceptualLoss:
         s = style_loss(features, self.style_grams)
         tv = total_variation(output)
         cfg = self.config
-        loss = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
-        return {"loss": loss, "content": c, "style": s, "tv": tv}
+        return weighted_terms(c, s, tv, (cfg.content_weight, cfg.style_weight, cfg.tv_weight))
 
 
 @dataclass

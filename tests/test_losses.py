@@ -2,7 +2,13 @@
 
 import torch
 
-from stylefusion.losses import content_loss, gram_matrix, style_loss, total_variation
+from stylefusion.losses import (
+    content_loss,
+    gram_matrix,
+    style_loss,
+    total_variation,
+    weighted_terms,
+)
 
 
 def test_content_loss_is_mean_squared_error() -> None:
@@ -33,3 +39,10 @@ def test_total_variation_of_flat_and_striped_images() -> None:
     stripes = torch.zeros(1, 1, 2, 2)
     stripes[..., :, 1] = 1.0  # vertical stripes: |dx| = 1 everywhere, dy = 0
     assert total_variation(stripes).item() == 1.0
+
+
+def test_weighted_terms_sum_with_their_weights() -> None:
+    c, s, tv = torch.tensor(2.0), torch.tensor(3.0), torch.tensor(5.0)
+    terms = weighted_terms(c, s, tv, (1.0, 5.0, 0.1))
+    assert terms["loss"].item() == 2.0 + 15.0 + 0.5
+    assert (terms["content"], terms["style"], terms["tv"]) == (c, s, tv)

@@ -122,7 +122,8 @@ def _as_tensor(frames: Frames) -> torch.Tensor:
     if isinstance(frames, torch.Tensor):
         t = frames
     elif isinstance(frames, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(frames))
+        writable = frames.flags.writeable and frames.flags.c_contiguous
+        t = torch.from_numpy(frames if writable else np.array(frames, order="C"))
     else:
         if not frames:
             raise InvalidInput("no frames to stylize")

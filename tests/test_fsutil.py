@@ -30,3 +30,18 @@ def test_written_files_follow_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
+
+
+def test_a_writer_that_recreates_the_file_still_gets_ordinary_permissions(tmp_path: Path) -> None:
+    def recreate(tmp: Path) -> None:  # like safetensors.save_file: a fresh file at the path
+        tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"x")
+        os.close(fd)
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "w.safetensors", recreate)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == 0o644

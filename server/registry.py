@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import torch
 
 from stylefusion.compiled import CompileWorker
-from stylefusion.devices import default_variant
+from stylefusion.devices import cpu_count, default_variant
 from stylefusion.errors import StyleFusionError, StyleNotFound
 from stylefusion.style_folder import (
     META_FILE,
@@ -75,7 +74,7 @@ class StyleRegistry:
         self.device = device
         self.preferred_variant = variant or default_variant(device)
         # leave a core to the event loop and the video codecs, which run beside the model
-        self.threads = threads or max(1, len(os.sched_getaffinity(0)) - 1)
+        self.threads = threads or max(1, cpu_count() - 1)
         self._styles: dict[str, LoadedStyle] = {}
         self._broken: dict[str, Signature] = {}  # folders already reported as broken
         self._listeners: list[Callable[[list[StyleInfo]], None]] = []

@@ -32,9 +32,14 @@ def default_variant(device: torch.device) -> str:
     return "full" if device.type == "cuda" else "lite"
 
 
+def cpu_count() -> int:
+    """Cores this process may run on (its affinity, not the machine's total)."""
+    return len(os.sched_getaffinity(0))
+
+
 def configure_cpu_threads(threads: int | None = None) -> int:
     """Set torch's intra-op thread count (default: all cores) and return it."""
-    count = threads or len(os.sched_getaffinity(0))
+    count = threads or cpu_count()
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count

@@ -42,8 +42,7 @@ async def test_trained_style_appears_and_a_live_peer_can_switch_to_it(
         assert announced
         styles = await (await client.get("/api/styles")).json()
         assert "fresh" in [s["name"] for s in styles["styles"]]
-        viewer.send({"style": "fresh"})
-        ack = await viewer.wait_message(lambda m: m.get("event") == "style")
+        ack = await viewer.switch_style("fresh")
         assert ack == {"event": "style", "style": "fresh"}
         after = await viewer.latest_image()
         assert difference(before, after) > 5

@@ -58,8 +58,7 @@ async def test_live_peers_are_told_and_can_use_a_new_style(aiohttp_client, model
         make_tiny_style(models_dir, "gamma", seed=3)
         event = await viewer.wait_message(lambda m: m.get("event") == "styles")
         assert "gamma" in [s["name"] for s in event["styles"]]
-        viewer.send({"style": "gamma"})
-        ack = await viewer.wait_message(lambda m: m.get("event") == "style")
+        ack = await viewer.switch_style("gamma")
         assert ack["style"] == "gamma"
     finally:
         await viewer.close()

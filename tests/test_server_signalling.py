@@ -40,8 +40,7 @@ async def test_style_switch_is_acked_and_changes_output(client):
         await viewer.connect(client, style="alpha")
         await viewer.wait_open()
         before = await viewer.latest_image()
-        viewer.send({"style": "beta"})
-        ack = await viewer.wait_message(lambda m: m.get("event") == "style")
+        ack = await viewer.switch_style("beta")
         assert ack == {"event": "style", "style": "beta"}
         after = await viewer.latest_image()
         assert difference(before, after) > 10

@@ -141,6 +141,11 @@ class Viewer:
                 self._message_event.clear()
                 await self._message_event.wait()
 
+    async def switch_style(self, name: str, timeout: float = 10) -> dict[str, Any]:
+        """Ask for a style over the control channel; returns the server's style event."""
+        self.send({"style": name})
+        return await self.wait_message(lambda m: m.get("event") == "style", timeout)
+
     async def close(self) -> None:
         """Close the connection and stop reading."""
         await self.pc.close()

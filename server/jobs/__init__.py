@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
 from aiohttp import web
 
-from stylefusion.devices import default_variant, resolve_device
+from stylefusion.devices import cpu_count, default_variant, resolve_device
 
 from ..config import ServerConfig
 from ..keys import CONFIG, JOB_RUNNER, JOB_STORE, PEERS, REGISTRY
@@ -66,7 +65,7 @@ def worker_settings(config: ServerConfig) -> WorkerSettings:
         data_dir=Path(config.data_dir).resolve(),
         models_dir=Path(config.models_dir).resolve(),
         device=config.device,
-        threads=max(1, len(os.sched_getaffinity(0)) // 2),
+        threads=max(1, cpu_count() // 2),
         content_dir=Path(content).resolve(),
         checkpoint_every_s=getattr(config, "checkpoint_every_s", 30.0),
     )

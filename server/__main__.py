@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 from pathlib import Path
+
+from stylefusion.errors import InvalidInput
 
 from .config import ServerConfig
 
@@ -51,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=int, help="CPU threads for inference (default: all cores but one)"
     )
+    p.add_argument("--cert-file", type=Path, help="PEM certificate (chain): serve HTTPS")
+    p.add_argument("--key-file", type=Path, help="PEM private key of --cert-file")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     return p
 
@@ -76,12 +81,17 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         marker_bit=not args.no_marker_bit,
         threads=args.threads,
         compile=not args.no_compile,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options and serve until interrupted."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.cert_file is None) != (args.key_file is None):
+        parser.error("--cert-file and --key-file go together")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -93,11 +103,26 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app
 
     try:
-        web.run_app(create_app(config), host=config.host, port=config.port)
+        tls = tls_context(config)
+        web.run_app(create_app(config), host=config.host, port=config.port, ssl_context=tls)
     except StyleFusionError as exc:
         logging.getLogger("server").error("%s", exc)
         return 2
     return 0
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server-side TLS context of --cert-file/--key-file (None: plain HTTP)."""
+    if config.cert_file is None or config.key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.cert_file, config.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(
+            f"cannot load the certificate {config.cert_file} / key {config.key_file}: {exc}"
+        ) from exc
+    return context
 
 
 if __name__ == "__main__":

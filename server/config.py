@@ -33,3 +33,5 @@ class ServerConfig:
     stats_interval_s: float = 1.0  # how often each peer gets an {"event": "stats"} message
     threads: int | None = None  # CPU threads for inference (default: all cores but one)
     compile: bool = True  # torch.compile each new frame shape in the background (eager meanwhile)
+    cert_file: Path | None = None  # PEM certificate chain: serve HTTPS (phones need it)
+    key_file: Path | None = None  # PEM private key of cert_file

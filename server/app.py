@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from stylefusion.devices import resolve_device
+from stylefusion.devices import configure_torch, cpu_count, resolve_device
 
 from . import signalling, styles_api
 from .batcher import Batcher
@@ -35,7 +35,6 @@ def create_app(config: ServerConfig) -> web.Application:
         config.models_dir,
         resolve_device(config.device),
         config.variant,
-        config.threads,
         compile=config.compile,
     )
     batcher = Batcher(registry.stylizer, config.max_batch, config.max_wait_ms / 1000, metrics)
@@ -69,6 +68,8 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
         peers.broadcast({"event": "styles", **styles_api.styles_payload(registry)})
 
     registry.on_change(announce)
+    # leave a core to the event loop and the video codecs, which run beside the model
+    configure_torch(config.threads or max(1, cpu_count() - 1), config.data_dir / "torch-cache")
     await registry.rescan()
     batcher.start()
     log.info("serving %d style(s) on %s", len(registry.loaded()), registry.device)

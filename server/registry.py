@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from stylefusion.compiled import CompileWorker
-from stylefusion.devices import cpu_count, default_variant
+from stylefusion.devices import default_variant
 from stylefusion.errors import StyleFusionError, StyleNotFound
 from stylefusion.style_folder import (
     META_FILE,
@@ -67,14 +67,11 @@ class StyleRegistry:
         models_dir: Path,
         device: torch.device,
         variant: str | None = None,
-        threads: int | None = None,
         compile: bool = False,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.device = device
         self.preferred_variant = variant or default_variant(device)
-        # leave a core to the event loop and the video codecs, which run beside the model
-        self.threads = threads or max(1, cpu_count() - 1)
         self._styles: dict[str, LoadedStyle] = {}
         self._broken: dict[str, Signature] = {}  # folders already reported as broken
         self._listeners: list[Callable[[list[StyleInfo]], None]] = []
@@ -175,9 +172,8 @@ class StyleRegistry:
         stylizer = Stylizer(
             model,
             self.device,
-            compile=self.compiler is not None,
-            background_compile=self.compiler or False,
-            threads=self.threads,
+            compile="background" if self.compiler is not None else "off",
+            compiler=self.compiler,
             name=info.name,
             variant=variant,
         )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .devices import default_variant, resolve_device
+from .devices import configure_torch, default_variant, resolve_device
 from .errors import InvalidInput
 from .stylizer import Stylizer
 from .transformer_net import VARIANTS, build_transformer
@@ -52,21 +52,15 @@ class BenchConfig:
 def make_stylizer(config: BenchConfig) -> Stylizer:
     """The style's weights if one is given, else a seeded random transformer (same speed)."""
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        configure_torch(config.threads)
+    mode = None if config.compile is None else ("inline" if config.compile else "off")
     if config.style is not None:
-        return Stylizer.from_style(
-            config.style, config.variant, device, threads=config.threads, compile=config.compile
-        )
+        return Stylizer.from_style(config.style, config.variant, device, compile=mode)
     variant = config.variant or default_variant(device)
     torch.manual_seed(config.seed)
     model = build_transformer(variant)
-    return Stylizer(
-        model,
-        device,
-        threads=config.threads,
-        compile=config.compile,
-        name="random",
-        variant=variant,
-    )
+    return Stylizer(model, device, compile=mode, name="random", variant=variant)
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:

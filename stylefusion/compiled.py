@@ -21,9 +21,11 @@ ShapeKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]
 
 
 def compile_model(model: nn.Module) -> nn.Module:
-    """torch.compile with static shapes and room for one graph per shape seen."""
-    # one compiled graph per (batch, size); every style of a variant shares forward's code
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    """torch.compile with static shapes: one graph per (batch, size) seen.
+
+    Every style of a variant shares forward's code, so the program should raise dynamo's
+    recompile limit once (devices.configure_torch) to keep many shapes compiled.
+    """
     return torch.compile(model, dynamic=False)  # type: ignore[return-value]
 
 

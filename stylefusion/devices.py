@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import torch
 
@@ -43,3 +44,21 @@ def configure_cpu_threads(threads: int | None = None) -> int:
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
+
+
+COMPILED_SHAPES = 64  # dynamo's recompile limit: every (batch, size) of a variant is one graph
+
+
+def configure_torch(threads: int | None = None, compile_cache: Path | None = None) -> None:
+    """Process-wide torch settings, set once by the program (server, CLI, bench) at start.
+
+    threads: intra-op CPU threads (default: all cores); compile_cache: where inductor keeps
+    compiled kernels, so a restarted program reuses them instead of compiling again.
+    """
+    configure_cpu_threads(threads)
+    torch._dynamo.config.cache_size_limit = max(
+        torch._dynamo.config.cache_size_limit, COMPILED_SHAPES
+    )
+    if compile_cache is not None:
+        compile_cache.mkdir(parents=True, exist_ok=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache.resolve())

@@ -6,12 +6,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from .compiled import BackgroundCompiled, CompileWorker, compile_model
-from .devices import configure_cpu_threads, default_variant, resolve_device
+from .devices import default_variant, resolve_device
 from .errors import InvalidInput
 from .style_folder import load_transformer, pick_variant, read_style
 from .transformer_net import TransformerNet
@@ -19,6 +20,8 @@ from .transformer_net import TransformerNet
 log = logging.getLogger(__name__)
 
 Frames = np.ndarray | torch.Tensor | Sequence[np.ndarray]
+CompileMode = Literal["off", "inline", "background"]
+COMPILE_MODES: tuple[CompileMode, ...] = ("off", "inline", "background")
 
 
 class Stylizer:
@@ -30,33 +33,37 @@ class Stylizer:
         device: torch.device | str = "auto",
         *,
         half: bool | None = None,
-        compile: bool | None = None,
-        background_compile: bool | CompileWorker = False,
-        threads: int | None = None,
+        compile: CompileMode | None = None,
+        compiler: CompileWorker | None = None,
         name: str = "",
         variant: str = "",
     ) -> None:
+        """compile: "off" (eager), "inline" (the first call of a shape compiles it), or
+        "background" (eager serves a shape while `compiler`, or a thread of its own, compiles
+        it); default "inline" on CUDA, "off" on CPU. Thread counts are the program's to set."""
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.name = name
         self.variant = variant
         cuda = self.device.type == "cuda"
+        self.compile_mode: CompileMode = compile or ("inline" if cuda else "off")
+        if self.compile_mode not in COMPILE_MODES:
+            raise InvalidInput(f"compile mode must be one of {COMPILE_MODES}, got {compile!r}")
         self.half = cuda if half is None else half
         self.dtype = torch.float16 if self.half else torch.float32
-        if not cuda:
-            configure_cpu_threads(threads)
         model = model.eval().requires_grad_(False).to(self.device, self.dtype)
         if cuda:
             model = model.to(memory_format=torch.channels_last)
         self.eager: torch.nn.Module = model
         self.model: Callable[[torch.Tensor], torch.Tensor] = model
-        if compile if compile is not None else cuda:
-            if background_compile:
-                worker = (
-                    background_compile if isinstance(background_compile, CompileWorker) else None
-                )
-                self.model = BackgroundCompiled(model, name or "model", worker)
-            else:
-                self.model = compile_model(model)
+        if self.compile_mode == "background":
+            self.model = BackgroundCompiled(model, name or "model", compiler)
+        elif self.compile_mode == "inline":
+            self.model = compile_model(model)
+
+    def close(self) -> None:
+        """Stop this stylizer's own compile thread, if it has one (a shared one stays)."""
+        if isinstance(self.model, BackgroundCompiled):
+            self.model.close()
 
     @classmethod
     def from_style(

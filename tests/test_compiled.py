@@ -44,13 +44,11 @@ def test_a_failing_compiler_leaves_eager_serving(net: TransformerNet) -> None:
 
 
 def test_stylizer_warm_up_waits_for_the_compiled_shape(models_dir) -> None:
-    stylizer = Stylizer.from_style(
-        models_dir / "alpha", device="cpu", compile=True, background_compile=True
-    )
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu", compile="background")
     eager = Stylizer.from_style(models_dir / "alpha", device="cpu")
     stylizer.warm_up(20, 28, 1)
     frames = np.random.default_rng(0).integers(0, 256, (1, 20, 28, 3), np.uint8)
     assert isinstance(stylizer.model, BackgroundCompiled)
     assert stylizer.model.ready(stylizer._prepare(torch.from_numpy(frames)))
     assert np.abs(stylizer(frames).astype(int) - eager(frames)).max() <= 1
-    stylizer.model.close()
+    stylizer.close()

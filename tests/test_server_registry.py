@@ -65,7 +65,7 @@ async def test_live_peers_are_told_and_can_use_a_new_style(aiohttp_client, model
 
 
 async def test_rescan_reports_new_and_changed_styles(models_dir):
-    registry = StyleRegistry(models_dir, torch.device("cpu"), threads=1)
+    registry = StyleRegistry(models_dir, torch.device("cpu"))
     assert await registry.rescan() == ["alpha", "beta"]
     assert await registry.rescan() == []
     break_folder(models_dir, "broken")
@@ -77,7 +77,7 @@ async def test_rescan_reports_new_and_changed_styles(models_dir):
 
 
 async def test_variant_option_picks_full_weights(models_dir):
-    registry = StyleRegistry(models_dir, torch.device("cpu"), variant="full", threads=1)
+    registry = StyleRegistry(models_dir, torch.device("cpu"), variant="full")
     await registry.rescan()
     assert {s.variant for s in registry.loaded()} == {"full"}
 

@@ -79,3 +79,17 @@ def test_compiled_model_that_fails_falls_back_to_eager(models_dir: Path, frames)
     stylizer.model = broken  # what a failing torch.compile backend looks like
     assert np.array_equal(stylizer(frames), eager(frames))
     assert stylizer.model is stylizer.eager
+
+
+def test_compile_mode_is_one_of_three(models_dir: Path) -> None:
+    with pytest.raises(InvalidInput, match="compile mode"):
+        Stylizer.from_style(models_dir / "alpha", device="cpu", compile="fast")
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    assert stylizer.compile_mode == "off" and stylizer.model is stylizer.eager
+    stylizer.close()
+
+
+def test_making_a_stylizer_leaves_the_thread_count_alone(models_dir: Path) -> None:
+    torch.set_num_threads(1)
+    Stylizer.from_style(models_dir / "alpha", device="cpu", compile="background").close()
+    assert torch.get_num_threads() == 1  # process-wide settings belong to the program

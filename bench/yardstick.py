@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from stylefusion.images import collect_images
 from stylefusion.style_folder import list_styles
+from stylefusion.stylize_files import collect_images
 from stylefusion.stylizer import Stylizer
 from stylefusion.vgg import VGG19
 from stylefusion.yardstick import score

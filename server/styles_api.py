@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from PIL import Image
+
+from stylefusion.images import center_square, encode_jpeg, read_rgb
 
 from .keys import REGISTRY
 from .registry import LoadedStyle, StyleRegistry
@@ -60,11 +61,4 @@ async def thumbnail(request: web.Request) -> web.Response:
 @functools.lru_cache(maxsize=128)
 def thumbnail_bytes(path: str, mtime_ns: int, size: int) -> bytes:
     """A centre-cropped square JPEG of the image (cached per file version and size)."""
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        side = min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)
-        buffer = io.BytesIO()
-        img.save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
+    return encode_jpeg(center_square(read_rgb(Path(path)), size), quality=85)

@@ -115,7 +115,8 @@ def _common(p: argparse.ArgumentParser, *, style: bool) -> None:
 def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a fast style (writes models/NAME)")
     p.add_argument("--style-image", type=Path, required=True, metavar="IMG")
-    p.add_argument("--content", type=Path, required=True, metavar="DIR", help="training photos")
+    p.add_argument("--content", type=Path, metavar="DIR",
+                   help="training photos (default: the ones shipped with stylefusion)")  # fmt: skip
     p.add_argument("--name", required=True, help="style name: a-z, 0-9 and '-'")
     p.add_argument("--output", type=Path, default=Path("models"), metavar="DIR", help="models dir")
     p.add_argument("--variant", choices=tuple(VARIANTS), default="full")
@@ -199,6 +200,7 @@ def _add_bench(sub: Any) -> None:
 
 
 def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .content import default_photos_dir
     from .trainer import TrainConfig, train
 
     optional = {
@@ -212,7 +214,7 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     }
     config = TrainConfig(
         style_image=args.style_image,
-        content_dir=args.content,
+        content_dir=args.content or default_photos_dir(),
         name=args.name,
         output_dir=args.output,
         variant=args.variant,
@@ -235,8 +237,8 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _run_stylize(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .images import collect_images, stylize_images
     from .style_folder import resolve_style
+    from .stylize_files import collect_images, stylize_images
     from .stylizer import Stylizer
 
     collect_images(args.input)  # fail on a missing input before loading any model

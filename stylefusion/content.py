@@ -8,53 +8,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InvalidInput, MediaError
+from .images import IMAGE_SUFFIXES, find_images, read_rgb
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+_SUFFIX_LIST = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
 
 
-def find_images(root: Path) -> list[Path]:
-    """Every image file under root (recursive, any suffix case), sorted for reproducibility."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InvalidInput(f"content folder {root} does not exist or is not a folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def read_rgb(path: Path, short_side: int | None = None, upscale: bool = False) -> Image.Image:
-    """Decode an image as RGB (EXIF orientation applied), optionally resized to a short side.
-
-    Without `upscale`, images already smaller than `short_side` are left as they are.
-    """
-    try:
-        with Image.open(path) as img:
-            if short_side is not None and not upscale:
-                img.draft("RGB", (short_side, short_side))  # JPEG: decode at a reduced scale
-            img = ImageOps.exif_transpose(img)
-            img = img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise MediaError(f"cannot read image {path}: {exc}") from exc
-    if short_side is not None and (upscale or min(img.size) > short_side):
-        scale = short_side / min(img.size)
-        new_size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        img = img.resize(new_size, Image.Resampling.LANCZOS)
-    return img
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB image -> (1, 3, H, W) float in [0, 1]."""
-    pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # (H, W, 3) uint8
-    return pixels.permute(2, 0, 1).unsqueeze(0).float().contiguous() / 255.0
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) float in [0, 1] -> (H, W, 3) uint8 RGB."""
-    image = image.detach().float().reshape(-1, *image.shape[-3:])[0]
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+def default_photos_dir() -> Path:
+    """The training photos shipped with the library (the default content of a training run)."""
+    return Path(__file__).resolve().parent / "data" / "content"
 
 
 class ContentImages:
@@ -62,6 +27,8 @@ class ContentImages:
 
     def __init__(self, root: Path, size: int, max_images: int = 5000, seed: int = 0) -> None:
         self.size = size
+        if not Path(root).is_dir():
+            raise InvalidInput(f"content folder {root} does not exist or is not a folder")
         paths = find_images(root)
         if len(paths) > max_images:
             log.info("using %d of %d content images (seeded subset)", max_images, len(paths))
@@ -76,7 +43,7 @@ class ContentImages:
                 continue
             self.images.append(torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1))
         if not self.images:
-            raise InvalidInput(f"no readable images (jpg, jpeg, png, webp, bmp) under {root}")
+            raise InvalidInput(f"no readable images ({_SUFFIX_LIST}) under {root}")
         log.info("loaded %d content images from %s", len(self.images), root)
 
     def __len__(self) -> int:

@@ -1,35 +1,73 @@
-"""Still images: loading (EXIF orientation, alpha on white), saving, stylizing files or folders."""
+"""Still image files, the one place they are read and written: formats, EXIF, alpha, sizes, crops.
+
+Every image the project reads (content photos, paintings, held-out photos, uploads, thumbnails)
+goes through `read_rgb`, so a transparent painting is trained, scored and shown the same way.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
+import io
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InvalidInput, MediaError
 from .fsutil import atomic_write
-from .progress import Progress, ProgressCallback, RateMeter
-from .stylizer import Stylizer
 
-log = logging.getLogger(__name__)
+# Pillow format -> the suffix a file of that format gets. TIFF is left out on purpose: browsers
+# cannot show it on the pages, and its 16-bit / float / CMYK variants do not decode faithfully.
+# GIF is read as its first frame. MPO is what Pillow calls many phone cameras' JPEGs.
+IMAGE_FORMATS: dict[str, str] = {
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+    "GIF": ".gif",
+}
+# The suffixes of image files the project reads: uploads, training photos, folders to stylize.
+IMAGE_SUFFIXES = frozenset({*IMAGE_FORMATS.values(), ".jpeg"})
+READ_ERRORS = (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
+def is_image_file(path: Path) -> bool:
+    """Whether a path is a file with one of IMAGE_SUFFIXES (any case)."""
+    path = Path(path)
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
-def load_image(path: Path, max_side: int | None = None) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB: EXIF rotation applied, transparency on white.
+def find_images(root: Path) -> list[Path]:
+    """Every image file under root (recursive, any suffix case), sorted for reproducibility."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidInput(f"folder {root} does not exist or is not a folder")
+    return sorted(p for p in root.rglob("*") if is_image_file(p))
 
-    With `max_side`, an image whose longest side is larger is scaled down to it.
+
+def read_rgb(path: Path, short_side: int | None = None, upscale: bool = False) -> Image.Image:
+    """Decode an image as RGB: EXIF orientation applied, transparency composited on white.
+
+    With `short_side`, the image is scaled so its short side is that many pixels; without
+    `upscale`, images already smaller are left as they are.
     """
     try:
         with Image.open(path) as img:
+            if short_side is not None and not upscale:
+                img.draft("RGB", (short_side, short_side))  # JPEG: decode at a reduced scale
             img.load()
             rgb = _flatten(ImageOps.exif_transpose(img))
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
+    except READ_ERRORS as exc:
         raise MediaError(f"{Path(path).name} is not a readable image: {exc}") from exc
+    if short_side is not None and (upscale or min(rgb.size) > short_side):
+        rgb = resize_shortest(rgb, short_side)
+    return rgb
+
+
+def load_image(path: Path, max_side: int | None = None) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB; with `max_side`, larger images are scaled down."""
+    rgb = read_rgb(path)
     if max_side is not None and max(rgb.size) > max_side:
         rgb = resize_longest(rgb, max_side)
     return np.array(rgb, dtype=np.uint8)  # a writable copy
@@ -45,87 +83,69 @@ def _flatten(img: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
-def resize_longest(img: Image.Image, side: int) -> Image.Image:
-    """Scale an image so its longest side is `side` pixels, keeping the aspect ratio."""
-    if side < 1:
-        raise InvalidInput(f"size must be a positive number of pixels, got {side}")
-    scale = side / max(img.size)
+def _scaled(img: Image.Image, scale: float) -> Image.Image:
+    """The image resized by `scale` (LANCZOS), each side at least one pixel."""
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
     return img if size == img.size else img.resize(size, Image.Resampling.LANCZOS)
 
 
-def save_image(path: Path, rgb: np.ndarray) -> Path:
-    """Write (H, W, 3) uint8 RGB atomically; the format follows the suffix (PNG if unknown)."""
+def resize_longest(img: Image.Image, side: int) -> Image.Image:
+    """Scale an image so its longest side is `side` pixels, keeping the aspect ratio."""
+    if side < 1:
+        raise InvalidInput(f"size must be a positive number of pixels, got {side}")
+    return _scaled(img, side / max(img.size))
+
+
+def resize_shortest(img: Image.Image, side: int) -> Image.Image:
+    """Scale an image so its short side is `side` pixels, keeping the aspect ratio."""
+    if side < 1:
+        raise InvalidInput(f"size must be a positive number of pixels, got {side}")
+    return _scaled(img, side / min(img.size))
+
+
+def center_square(img: Image.Image, size: int | None = None) -> Image.Image:
+    """The centred square of the image's short side, scaled to `size` pixels if given."""
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    square = img.crop((left, top, left + side, top + side))
+    return square if size is None else _scaled(square, size / side)
+
+
+def save_image(path: Path, image: np.ndarray | Image.Image, quality: int = 95) -> Path:
+    """Write an RGB image atomically; the format follows the suffix (PNG if unknown)."""
     path = Path(path)
-    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options))
+    pil = _as_pil(image)
+    atomic_write(path, lambda tmp: pil.save(tmp, format=fmt, **_options(fmt, quality)))
     return path
 
 
-def collect_images(inputs: Iterable[Path]) -> list[tuple[Path, Path | None]]:
-    """(image, output sub-folder) pairs: files as given (None), folders searched recursively."""
-    found: list[tuple[Path, Path | None]] = []
-    for item in map(Path, inputs):
-        if item.is_file():
-            found.append((item, None))
-        elif item.is_dir():
-            for file in sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-                if file.is_file():
-                    found.append((file, file.parent.relative_to(item)))
-        else:
-            raise InvalidInput(f"no such file or folder: {item}")
-    if not found:
-        raise InvalidInput("no images found in " + ", ".join(str(p) for p in inputs))
-    return found
+def encode_jpeg(image: np.ndarray | Image.Image, quality: int = 85) -> bytes:
+    """The image as JPEG bytes (thumbnails, previews)."""
+    buffer = io.BytesIO()
+    _as_pil(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
-def stylize_images(
-    inputs: list[Path],
-    output_dir: Path,
-    stylizer: Stylizer,
-    size: int | None = None,
-    strength: float = 1.0,
-    progress: ProgressCallback | None = None,
-) -> list[Path]:
-    """Stylize image files and folders into output_dir as <stem>-<style>.png; returns the files.
-
-    `size` sets the longest side (default: the input's size). Unreadable images found in a
-    folder are skipped with a warning; an unreadable file named directly is an error.
-    """
-    if not 0.0 <= strength <= 1.0:
-        raise InvalidInput(f"strength must be within 0..1, got {strength}")
-    if size is not None and size < 1:
-        raise InvalidInput(f"size must be a positive number of pixels, got {size}")
-    jobs = collect_images(inputs)
-    meter = RateMeter(len(jobs))
-    written: list[Path] = []
-    for done, (source, subfolder) in enumerate(jobs, start=1):
-        name = f"{source.stem}-{stylizer.name or 'styled'}.png"
-        target = Path(output_dir) / (subfolder or Path()) / name
-        if _stylize_one(source, target, stylizer, size, strength, named=subfolder is None):
-            written.append(target)
-        if progress is not None:
-            rate, eta = meter.report(done)
-            progress(Progress(done=done, total=len(jobs), eta_s=eta, rate=rate))
-    return written
+def _as_pil(image: np.ndarray | Image.Image) -> Image.Image:
+    """A PIL RGB image from (H, W, 3) uint8 or a PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    return Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
 
 
-def _stylize_one(
-    source: Path, target: Path, stylizer: Stylizer, size: int | None, strength: float, named: bool
-) -> bool:
-    """Stylize one file; False (with a warning) if a file found in a folder cannot be read."""
-    try:
-        rgb = load_image(source)
-    except MediaError as exc:
-        if named:
-            raise
-        log.warning("skipping %s", exc)
-        return False
-    if size is not None:
-        rgb = np.array(resize_longest(Image.fromarray(rgb), size))
-    styled = stylizer(rgb[None], strength=strength)[0]  # (H, W, 3) uint8
-    save_image(target, styled)
-    log.info("wrote %s", target)
-    return True
+def _options(fmt: str, quality: int) -> dict[str, int]:
+    """Encoder options: quality for the lossy formats."""
+    return {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+
+
+def to_tensor(image: np.ndarray | Image.Image) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB or a PIL image -> (1, 3, H, W) float in [0, 1]."""
+    pixels = torch.from_numpy(np.array(image, dtype=np.uint8))  # (H, W, 3) uint8, a copy
+    return pixels.permute(2, 0, 1).unsqueeze(0).float().contiguous() / 255.0
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) float in [0, 1] -> (H, W, 3) uint8 RGB."""
+    image = image.detach().float().reshape(-1, *image.shape[-3:])[0]
+    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

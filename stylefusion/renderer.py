@@ -12,10 +12,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .content import read_rgb, to_tensor, to_uint8
 from .devices import configure_cpu_threads, resolve_device
 from .errors import InvalidInput
-from .fsutil import atomic_write
+from .images import read_rgb, resize_longest, save_image, to_tensor, to_uint8
 from .losses import content_loss, gram_matrix, style_loss, total_variation, weighted_terms
 from .progress import CancelFlag, Progress, ProgressCallback, RateMeter, check_cancel
 from .vgg import VGG19
@@ -26,7 +25,6 @@ CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 OPTIMIZERS = ("lbfgs", "adam")
 MIN_SIZE = 32
-_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}  # else PNG
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ def render(
         image = _start_image(image, target, config)
         image, losses = _optimise(image, objective, iterations, tracker)
     assert image is not None  # the schedule always holds at least one scale
-    _write_image(config.output, to_uint8(image))
+    save_image(config.output, to_uint8(image))
     seconds = time.monotonic() - started
     log.info("rendered %s in %.1f s (loss %.4g)", config.output, seconds, losses.get("loss", 0.0))
     return RenderResult(output=Path(config.output), losses=losses, seconds=seconds)
@@ -156,9 +154,7 @@ def scale_schedule(size: int, iterations: int, scales: int) -> list[tuple[int, i
 
 def _fit(image: Image.Image, longest: int) -> torch.Tensor:
     """Resize so the longest side is `longest`, as (1, 3, H, W) float in [0, 1]."""
-    scale = longest / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return to_tensor(image.resize(size, Image.Resampling.LANCZOS))
+    return to_tensor(resize_longest(image, longest))
 
 
 def _start_image(
@@ -252,11 +248,3 @@ def _report(tracker: _Tracker, pixels: torch.Tensor, terms: dict[str, float]) ->
             preview=to_uint8(pixels) if wants else None,
         )
     )
-
-
-def _write_image(path: Path, rgb) -> None:  # rgb: (H, W, 3) uint8
-    """Write atomically; the format follows the suffix (PNG unless .jpg/.jpeg/.webp/.bmp)."""
-    path = Path(path)
-    fmt = _FORMATS.get(path.suffix.lower(), "PNG")
-    image = Image.fromarray(rgb)
-    atomic_write(path, lambda tmp: image.save(tmp, format=fmt))

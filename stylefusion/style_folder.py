@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import InvalidInput, StyleFormatError, StyleNotFound
 from .fsutil import atomic_write, atomic_write_text
+from .images import read_rgb, resize_longest, save_image
 from .transformer_net import VARIANTS, TransformerConfig, TransformerNet
 
 log = logging.getLogger(__name__)
@@ -202,9 +203,7 @@ def save_transformer(
 
 def _write_style_image(source: Path, dest: Path) -> None:
     """Store the style image as a JPEG of at most 1024 px (the pages' thumbnail source)."""
-    from PIL import Image
-
-    with Image.open(source) as img:
-        img = img.convert("RGB")
-        img.thumbnail((1024, 1024))
-        atomic_write(dest, lambda p: img.save(p, format="JPEG", quality=90))
+    image = read_rgb(source)
+    if max(image.size) > 1024:
+        image = resize_longest(image, 1024)
+    save_image(dest, image, quality=90)

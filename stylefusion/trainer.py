@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
-from .content import ContentImages, read_rgb, to_tensor, to_uint8
+from .content import ContentImages
 from .devices import configure_cpu_threads, resolve_device
 from .errors import Cancelled
+from .images import read_rgb, to_tensor, to_uint8
 from .losses import content_loss, gram_matrix, style_loss, total_variation, weighted_terms
 from .progress import CancelFlag, Progress, ProgressCallback, check_cancel
 from .style_folder import save_transformer

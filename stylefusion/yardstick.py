@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .images import load_image
+from .images import center_square, read_rgb, to_tensor
 from .losses import content_loss, gram_matrix, style_loss
 from .stylizer import Stylizer
 from .vgg import VGG19
@@ -36,29 +35,16 @@ class Score:
         return self.content + STYLE_WEIGHT * self.style
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).unsqueeze(0).float().div(255.0)
-
-
 def square_photo(path: Path, size: int = PHOTO_SIZE) -> np.ndarray:
-    """Load a photo, scale its short side to `size` and centre-crop a square."""
-    img = Image.fromarray(load_image(path))
-    scale = size / min(img.size)
-    img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))))
-    left, top = (img.width - size) // 2, (img.height - size) // 2
-    return np.asarray(img.crop((left, top, left + size, top + size)))
+    """Load a photo as (size, size, 3) uint8: its centred square scaled to `size`."""
+    return np.array(center_square(read_rgb(path), size))
 
 
 def style_grams(vgg: VGG19, style_image: Path) -> dict[str, torch.Tensor]:
     """Target Gram matrices of the style image at STYLE_SIZE on its short side."""
-    img = Image.fromarray(load_image(style_image))
-    scale = STYLE_SIZE / min(img.size)
-    img = img.resize(
-        (round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS
-    )
+    image = read_rgb(style_image, STYLE_SIZE, upscale=True)
     with torch.no_grad():
-        features = vgg(to_tensor(np.asarray(img)), STYLE_LAYERS)
+        features = vgg(to_tensor(image), STYLE_LAYERS)
     return {name: gram_matrix(f) for name, f in features.items()}
 
 

@@ -12,6 +12,7 @@ import pytest
 from media_helpers import make_clip, make_photo, read_clip
 
 from stylefusion.cli import main
+from stylefusion.content import default_photos_dir
 from stylefusion.images import load_image
 
 
@@ -131,3 +132,14 @@ def test_render_end_to_end(tmp_path: Path) -> None:
     rendered = load_image(out)
     assert rendered.shape == (24, 32, 3)
     assert not np.array_equal(rendered, load_image(content, max_side=32))
+
+
+def test_train_without_content_uses_the_shipped_photos(tmp_path: Path) -> None:
+    style = make_photo(tmp_path / "style.png", width=48, height=48, seed=4)
+    models = tmp_path / "models"
+    argv = ["train", "--style-image", str(style), "--name", "plain", "--output", str(models)]
+    argv += ["--variant", "lite", "--steps", "1", "--size", "32", "--batch-size", "1"]
+    assert main([*argv, "--device", "cpu", "--quiet"]) == 0
+    meta = json.loads((models / "plain" / "meta.json").read_text())
+    config = meta["variants"]["lite"]["training"]["config"]
+    assert Path(config["content_dir"]) == default_photos_dir()

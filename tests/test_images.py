@@ -1,8 +1,7 @@
-"""Still images: orientation, transparency, sizes and file naming of stylized outputs."""
+"""The image module: orientation, transparency, sizes, crops, one suffix list for all readers."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +9,19 @@ import pytest
 from media_helpers import make_photo
 from PIL import Image
 
-from stylefusion.errors import InvalidInput, MediaError
-from stylefusion.images import load_image, save_image, stylize_images
-from stylefusion.progress import Progress
-from stylefusion.stylizer import Stylizer
-
-
-@pytest.fixture
-def stylizer(models_dir: Path) -> Stylizer:
-    return Stylizer.from_style(models_dir / "alpha", "lite", "cpu")
+from server.jobs.uploads import UploadError, UploadLimits, probe_image
+from stylefusion.content import ContentImages
+from stylefusion.errors import MediaError
+from stylefusion.images import (
+    IMAGE_SUFFIXES,
+    center_square,
+    find_images,
+    load_image,
+    resize_longest,
+    resize_shortest,
+    save_image,
+)
+from stylefusion.yardstick import square_photo
 
 
 def _is_red(pixel: np.ndarray) -> bool:
@@ -70,56 +73,34 @@ def test_save_image_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_image(save_image(tmp_path / "x.png", rgb)), rgb)
 
 
-def test_stylize_files_and_folders(tmp_path: Path, content_dir: Path, stylizer: Stylizer) -> None:
-    single = make_photo(tmp_path / "single.png", width=30, height=20)
-    reports: list[Progress] = []
-    out = tmp_path / "out"
-    written = stylize_images([single, content_dir], out, stylizer, progress=reports.append)
-    names = sorted(str(p.relative_to(out)) for p in written)
-    expected = [f"photo{i}-alpha.png" for i in range(5)]
-    expected += ["single-alpha.png", "sub/photo5-alpha.png"]
-    assert names == sorted(expected)
-    assert load_image(out / "single-alpha.png").shape == (20, 30, 3)  # same size as the input
-    source = load_image(content_dir / "photo0.jpg")
-    styled = load_image(out / "photo0-alpha.png")
-    assert styled.shape == source.shape
-    assert np.abs(styled.astype(int) - source.astype(int)).mean() > 5
-    assert reports[-1].done == reports[-1].total == 7
+def test_training_reads_transparency_like_the_yardstick(tmp_path: Path) -> None:
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[:, :20] = (0, 0, 255, 255)  # opaque blue left, fully transparent (black) right
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "painting.png")
+    images = ContentImages(tmp_path, size=16)
+    right = images.images[0][:, :, 30]  # (3, H) uint8 column in the transparent half
+    assert right.min().item() == 255  # white, as load_image gives, not the hidden black
+    np.testing.assert_array_equal(square_photo(tmp_path / "painting.png", 40)[:, 30], 255)
 
 
-def test_strength_zero_returns_the_input(tmp_path: Path, stylizer: Stylizer) -> None:
-    photo = make_photo(tmp_path / "p.png")
-    [written] = stylize_images([photo], tmp_path / "out", stylizer, strength=0.0)
-    np.testing.assert_array_equal(load_image(written), load_image(photo))
+def test_uploads_and_training_accept_the_same_formats(tmp_path: Path) -> None:
+    formats = {"PNG": "a.png", "JPEG": "b.jpg", "WEBP": "c.webp", "BMP": "d.bmp", "GIF": "e.gif"}
+    for fmt, name in formats.items():
+        Image.new("RGB", (24, 24), "red").save(tmp_path / name, format=fmt)
+        accepted = probe_image(tmp_path / name, UploadLimits())
+        assert accepted.suffix in IMAGE_SUFFIXES
+    Image.new("RGB", (24, 24), "red").save(tmp_path / "f.tif", format="TIFF")
+    with pytest.raises(UploadError) as refused:
+        probe_image(tmp_path / "f.tif", UploadLimits())
+    assert refused.value.status == 415
+    assert [p.suffix for p in find_images(tmp_path)] == [".png", ".jpg", ".webp", ".bmp", ".gif"]
+    assert len(ContentImages(tmp_path, size=16)) == 5  # every accepted upload trains
 
 
-def test_size_sets_the_longest_side(tmp_path: Path, stylizer: Stylizer) -> None:
-    photo = make_photo(tmp_path / "p.png", width=40, height=24)
-    [written] = stylize_images([photo], tmp_path / "out", stylizer, size=20)
-    assert load_image(written).shape == (12, 20, 3)
-
-
-def test_unreadable_file_in_a_folder_is_skipped(
-    tmp_path: Path, stylizer: Stylizer, caplog: pytest.LogCaptureFixture
-) -> None:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    make_photo(folder / "good.png")
-    (folder / "broken.jpg").write_bytes(b"\x00" * 10)
-    with caplog.at_level(logging.WARNING, logger="stylefusion"):
-        written = stylize_images([folder], tmp_path / "out", stylizer)
-    assert [p.name for p in written] == ["good-alpha.png"]
-    assert "broken.jpg" in caplog.text
-    with pytest.raises(MediaError, match="broken.jpg"):
-        stylize_images([folder / "broken.jpg"], tmp_path / "out", stylizer)
-
-
-def test_missing_input_and_bad_strength(tmp_path: Path, stylizer: Stylizer) -> None:
-    with pytest.raises(InvalidInput, match="no such file"):
-        stylize_images([tmp_path / "nope.jpg"], tmp_path / "out", stylizer)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(InvalidInput, match="no images"):
-        stylize_images([empty], tmp_path / "out", stylizer)
-    with pytest.raises(InvalidInput, match="strength"):
-        stylize_images([empty], tmp_path / "out", stylizer, strength=1.5)
+def test_center_square_and_resizes() -> None:
+    wide = Image.new("RGB", (60, 20), "red")
+    wide.paste((0, 0, 255), (20, 0, 40, 20))  # blue centre third
+    square = center_square(wide, 10)
+    assert square.size == (10, 10) and square.getpixel((5, 5)) == (0, 0, 255)
+    assert resize_shortest(wide, 40).size == (120, 40)
+    assert resize_longest(wide, 30).size == (30, 10)

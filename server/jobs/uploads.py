@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, web
 from PIL import Image, UnidentifiedImageError
 
 from stylefusion.errors import MediaError
+from stylefusion.images import IMAGE_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,6 @@ CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 4096  # plain form fields (names, numbers) are short
 MAX_FILES = 200  # per field (content photos for training)
 MAX_FIELDS = 50
-IMAGE_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "GIF": "gif", "TIFF": "tif"}
 
 
 class UploadError(Exception):
@@ -148,10 +148,10 @@ def probe_image(path: Path, limits: UploadLimits) -> Path:
         raise UploadError(415, "not an image this server can read (JPEG, PNG, WebP, ...)") from exc
     if pixels > limits.image_pixels:
         raise UploadError(413, f"image has {pixels} pixels; the limit is {limits.image_pixels}")
-    ext = IMAGE_EXT.get(fmt)
-    if ext is None:
+    suffix = IMAGE_FORMATS.get(fmt)
+    if suffix is None:
         raise UploadError(415, f"image format {fmt or 'unknown'} is not accepted")
-    final = path.with_name(f"{path.name.removeprefix('upload-')}.{ext}")
+    final = path.with_name(path.name.removeprefix("upload-") + suffix)
     path.rename(final)
     return final
 

@@ -11,10 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from stylefusion.errors import Cancelled, StyleFusionError
-from stylefusion.fsutil import atomic_write
+from stylefusion.images import save_image
 from stylefusion.progress import CancelFlag, Progress
 
 from .store import Job, JobStore
@@ -90,8 +88,7 @@ class JobContext:
             time.sleep(min(0.5, busy_s * self.settings.yield_fraction))
 
     def _save_preview(self, rgb: object) -> None:
-        image = Image.fromarray(rgb)  # type: ignore[arg-type]
-        atomic_write(self.folder / PREVIEW_FILE, lambda tmp: image.save(tmp, format="JPEG"))
+        save_image(self.folder / PREVIEW_FILE, rgb, quality=75)  # type: ignore[arg-type]
         self.store.bump_preview(self.job.id)
 
 

@@ -15,11 +15,12 @@ from . import signalling, styles_api
 from .batcher import Batcher
 from .config import ServerConfig
 from .jobs import setup_jobs
-from .keys import BATCHER, CONFIG, METRICS, PEERS, REGISTRY
+from .keys import ADMIN_TOKEN, BATCHER, CONFIG, METRICS, PEERS, REGISTRY
 from .metrics import Metrics
 from .middleware import error_middleware
 from .peers import PeerSet
 from .registry import StyleRegistry
+from .style_admin import setup_style_admin
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(live_context)
     add_routes(app, config)
     setup_jobs(app)
+    setup_style_admin(app, registry, app[ADMIN_TOKEN])
     return app
 
 
@@ -65,6 +67,7 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
 
     def announce(styles: object) -> None:
         metrics.styles_loaded.set(len(registry.loaded()))
+        peers.fall_back(registry, registry.default)  # viewers of a removed style move on
         peers.broadcast({"event": "styles", **styles_api.styles_payload(registry)})
 
     registry.on_change(announce)

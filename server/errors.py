@@ -25,3 +25,15 @@ class AtCapacity(ServerError):
 
 class FrameDropped(ServerError):
     """A newer frame of the same peer replaced this one before the model got to it."""
+
+
+class NotFound(ServerError):
+    """The request names something that does not exist (a style, a file)."""
+
+    status = 404
+
+
+class Conflict(ServerError):
+    """The request clashes with the current state (e.g. deleting the last style)."""
+
+    status = 409

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Container, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +164,15 @@ class PeerSet:
     async def close_all(self) -> None:
         """Close every peer (server shutdown)."""
         await asyncio.gather(*(self.remove(peer) for peer in list(self._peers.values())))
+
+    def fall_back(self, available: Container[str], default: str | None) -> None:
+        """Move the peers whose style is gone to the default one (acked by a style event)."""
+        if default is None:
+            return
+        for peer in list(self._peers.values()):
+            if peer.style not in available:
+                log.info("%s: style %s is gone, moving to %s", peer.id, peer.style, default)
+                peer.request_style(default)
 
     def broadcast(self, message: Message) -> None:
         """Send a message to every peer's control channel."""

@@ -29,6 +29,8 @@ from stylefusion.style_folder import (
 from stylefusion.stylizer import Stylizer
 from stylefusion.transformer_net import VARIANTS
 
+from .style_files import hidden_names
+
 log = logging.getLogger(__name__)
 
 Signature = tuple[tuple[str, int, int], ...]  # (file, mtime_ns, size) of the files that matter
@@ -74,6 +76,7 @@ class StyleRegistry:
         self.preferred_variant = variant or default_variant(device)
         self._styles: dict[str, LoadedStyle] = {}
         self._broken: dict[str, Signature] = {}  # folders already reported as broken
+        self.hidden: frozenset[str] = frozenset()  # style folders the admin hid (files kept)
         self._listeners: list[Callable[[list[StyleInfo]], None]] = []
         self._lock = asyncio.Lock()
         # one compile thread for all styles: a shape compiled for one is reused by the others
@@ -118,11 +121,13 @@ class StyleRegistry:
     async def rescan(self) -> list[str]:
         """Load new or changed style folders, forget removed ones; returns the names (re)loaded."""
         async with self._lock:
-            found = await asyncio.to_thread(scan_folders, self.models_dir)
+            found, self.hidden = await asyncio.to_thread(scan_models_dir, self.models_dir)
             removed = [name for name in self._styles if name not in found]
             for name in removed:
                 log.info("style %s removed", name)
                 del self._styles[name]
+            if removed:
+                self._notify()  # at once: listeners move the removed styles' viewers on
             loaded = []
             for name, signature in sorted(found.items()):
                 if self._is_known(name, signature):
@@ -131,7 +136,7 @@ class StyleRegistry:
                 if style is not None:
                     self._styles[name] = style
                     loaded.append(name)
-            if loaded or removed:
+            if loaded:
                 self._notify()
             return loaded
 
@@ -153,7 +158,7 @@ class StyleRegistry:
     async def _load(self, folder: Path, signature: Signature) -> LoadedStyle | None:
         """Load one folder off the event loop; a broken folder is logged once and skipped."""
         try:
-            style = await asyncio.to_thread(self._load_blocking, folder, signature)
+            style = await asyncio.to_thread(self._reload_blocking, folder, signature)
         except (StyleFusionError, OSError, ValueError, RuntimeError) as exc:
             log.warning("skipping style folder %s: %s", folder, exc)
             self._broken[folder.name] = signature
@@ -162,10 +167,20 @@ class StyleRegistry:
         log.info("style %s ready (%s on %s)", style.name, style.variant, self.device)
         return style
 
+    def _reload_blocking(self, folder: Path, signature: Signature) -> LoadedStyle:
+        """Re-read only meta.json when nothing but it changed (a rename), else load it all."""
+        old = self._styles.get(folder.name)
+        if old is None or _weights(old.signature) != _weights(signature):
+            return self._load_blocking(folder, signature)
+        info = _named(read_style(folder), folder)
+        if info.variants != old.info.variants or info.config(old.variant) != old.info.config(
+            old.variant
+        ):
+            return self._load_blocking(folder, signature)
+        return dataclasses.replace(old, info=info, signature=signature)
+
     def _load_blocking(self, folder: Path, signature: Signature) -> LoadedStyle:
-        info = read_style(folder)
-        if info.name != folder.name:
-            info = dataclasses.replace(info, name=folder.name)
+        info = _named(read_style(folder), folder)
         variant = pick_variant(info, None, self.preferred_variant)
         model = load_transformer(folder, variant)
         # each new batch size or camera size compiles in the background while eager serves it
@@ -187,6 +202,24 @@ class StyleRegistry:
                 callback(styles)
             except Exception:  # noqa: BLE001 - one listener must not break the others
                 log.exception("style listener failed")
+
+
+def _named(info: StyleInfo, folder: Path) -> StyleInfo:
+    """A style is named after its folder, whatever its meta.json says."""
+    return info if info.name == folder.name else dataclasses.replace(info, name=folder.name)
+
+
+def _weights(signature: Signature) -> Signature:
+    """The weight files' part of a signature."""
+    return tuple(entry for entry in signature if entry[0].endswith(".safetensors"))
+
+
+def scan_models_dir(models_dir: Path) -> tuple[dict[str, Signature], frozenset[str]]:
+    """The visible style folders (name -> signature) and the names of the hidden ones."""
+    found = scan_folders(models_dir)
+    hidden = hidden_names(models_dir)
+    visible = {name: sig for name, sig in found.items() if name not in hidden}
+    return visible, frozenset(name for name in found if name in hidden)
 
 
 def scan_folders(models_dir: Path) -> dict[str, Signature]:

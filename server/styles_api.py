@@ -10,9 +10,11 @@ from typing import Any
 from aiohttp import web
 
 from stylefusion.images import center_square, encode_jpeg, read_rgb
+from stylefusion.style_folder import STYLE_IMAGE
 
 from .keys import REGISTRY
 from .registry import LoadedStyle, StyleRegistry
+from .style_files import is_shipped
 
 THUMB_SIZES = (64, 1024)  # smallest and largest ?size= accepted
 THUMB_DEFAULT = 256
@@ -28,12 +30,17 @@ def style_entry(style: LoadedStyle) -> dict[str, Any]:
         "variants": list(style.info.variants),
         "thumbnail": f"/api/styles/{style.name}/thumbnail?v={version}",
         "version": version,
+        "shipped": is_shipped(style.info.meta),
     }
 
 
 def styles_payload(registry: StyleRegistry) -> dict[str, Any]:
-    """`{"styles": [...], "default": name}`, as served by /api/styles."""
-    return {"styles": [style_entry(s) for s in registry.loaded()], "default": registry.default}
+    """`{"styles": [...], "default": name, "hidden": [names]}`, as served by /api/styles."""
+    return {
+        "styles": [style_entry(s) for s in registry.loaded()],
+        "default": registry.default,
+        "hidden": sorted(registry.hidden),
+    }
 
 
 async def list_styles(request: web.Request) -> web.Response:
@@ -45,7 +52,13 @@ async def thumbnail(request: web.Request) -> web.Response:
     """GET /api/styles/{name}/thumbnail[?size=N]: the style image as a small JPEG."""
     registry = request.app[REGISTRY]
     name = request.match_info["name"]
-    if name not in registry or (image := registry.get(name).info.style_image) is None:
+    if name in registry:
+        image = registry.get(name).info.style_image
+    elif name in registry.hidden:  # the admin page shows hidden styles too
+        image = registry.models_dir / name / STYLE_IMAGE
+    else:
+        image = None
+    if image is None or not image.is_file():
         return web.json_response({"error": f"no thumbnail for style {name!r}"}, status=404)
     try:
         size = int(request.query.get("size", THUMB_DEFAULT))

@@ -82,6 +82,11 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    """Replace a style folder's meta.json atomically (readers never see half a file)."""
+    atomic_write_text(Path(folder) / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
 def read_style(folder: Path) -> StyleInfo:
     """Validate a style folder's metadata and list the variants whose weights are present."""
     folder = Path(folder)
@@ -197,7 +202,7 @@ def save_transformer(
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     file_meta = {"format_version": str(FORMAT_VERSION), "variant": variant}
     atomic_write(folder / weights_file(variant), lambda p: save_file(state, str(p), file_meta))
-    atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_meta(folder, meta)
     return read_style(folder)
 
 

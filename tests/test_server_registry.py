@@ -86,7 +86,7 @@ async def test_server_starts_with_an_empty_models_dir(aiohttp_client, tmp_path):
     empty = tmp_path / "none"
     client = await aiohttp_client(create_app(test_config(empty, tmp_path)))
     body = await (await client.get("/api/styles")).json()
-    assert body == {"styles": [], "default": None}
+    assert body == {"styles": [], "default": None, "hidden": []}
     viewer = Viewer()
     try:
         response = await client.post("/offer", json=await viewer.offer())

@@ -18,6 +18,7 @@ def test_shipped_style_loads_and_stylizes(folder: Path) -> None:
     info = read_style(folder)
     assert info.name == folder.name
     assert info.style_image is not None, "the pages need style.jpg for thumbnails"
+    assert info.meta.get("shipped") is True, "shipped styles can be hidden, never deleted"
     frame = np.random.default_rng(0).integers(0, 256, (1, 48, 64, 3), dtype=np.uint8)
     for variant in info.variants:
         out = Stylizer.from_style(folder, variant, device="cpu")(frame)

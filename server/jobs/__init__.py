@@ -12,7 +12,7 @@ from aiohttp import web
 from stylefusion.devices import cpu_count, default_variant, resolve_device
 
 from ..config import ServerConfig
-from ..keys import CONFIG, JOB_RUNNER, JOB_STORE, PEERS, REGISTRY
+from ..keys import ADMIN_TOKEN, CONFIG, JOB_RUNNER, JOB_STORE, PEERS, REGISTRY
 from .api import JobsApi, error
 from .auth import load_token, require_token
 from .runner import JobRunner
@@ -42,6 +42,7 @@ def setup_jobs(app: web.Application) -> None:
     )
     api.on_submit = runner.wake
     app[JOB_STORE] = store
+    app[ADMIN_TOKEN] = token
     app[JOB_RUNNER] = runner
     _add_routes(app, api, token, Path(config.web_dir))
     app.cleanup_ctx.append(_runner_ctx)

@@ -1,0 +1,68 @@
+"""The admin page's Styles section in a real headless Chromium: rename, download, delete."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from webrtc_helpers import test_config
+
+from server.app import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
+TOKEN = "test-token"
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
+]
+
+
+async def test_admin_page_renames_downloads_and_deletes_styles(
+    aiohttp_server, tmp_path: Path, models_dir: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    server = await aiohttp_server(create_app(test_config(models_dir, tmp_path)))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = await browser.new_page(accept_downloads=True)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("dialog", lambda dialog: dialog.accept())
+            await page.goto(str(server.make_url("/admin")))
+            await page.fill("#token", TOKEN)
+            await page.click("#token-save")
+            cards = page.locator("#style-list .style-card")
+            await expect(cards).to_have_count(2)
+            alpha, beta = cards.nth(0), cards.nth(1)
+            thumb = alpha.locator(".style-thumb")
+            assert (await thumb.get_attribute("src")).startswith("/api/styles/alpha/thumbnail")
+            await expect(thumb).to_have_js_property("complete", True)
+            assert await thumb.evaluate("img => img.naturalWidth") > 0
+
+            await alpha.locator(".style-display").fill("Water Lilies")
+            await alpha.locator(".style-save").click()
+            await expect(page.locator("#toast")).to_contain_text("Renamed")
+            meta = json.loads((models_dir / "alpha" / "meta.json").read_text())
+            assert meta["display_name"] == "Water Lilies"
+
+            async with page.expect_download() as download:
+                await alpha.locator(".style-download").click()
+            saved = tmp_path / (await download.value).suggested_filename
+            await (await download.value).save_as(saved)
+            assert saved.name == "alpha.zip"
+            assert "alpha/meta.json" in zipfile.ZipFile(saved).namelist()
+
+            await beta.locator(".style-remove").click()  # the confirm() is accepted
+            await expect(cards).to_have_count(1)
+            assert not (models_dir / "beta").exists()
+            await expect(cards.first.locator(".style-remove")).to_be_disabled()  # the last one
+            await expect(page.locator("#video-style option")).to_have_count(1)
+            assert errors == []
+        finally:
+            await browser.close()

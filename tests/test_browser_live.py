@@ -6,12 +6,9 @@ import json
 import shutil
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from webrtc_helpers import ServerThread, free_port, test_config, write_y4m
-
-CHROMIUM = Path("/usr/bin/chromium")
+from webrtc_helpers import CHROMIUM, ServerThread, chromium, free_port, test_config, write_y4m
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -60,22 +57,11 @@ def server(models_dir, tmp_path):
 
 @pytest.fixture
 def browser(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     clip = write_y4m(tmp_path / "camera.y4m")
-    args = [
-        "--no-sandbox",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={clip}",
-        "--disable-background-networking",
-        "--disable-component-update",
-    ]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    camera = ("--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={clip}")
+    with chromium(*camera) as browser:
+        yield browser
     shutil.rmtree(tmp_path / "var", ignore_errors=True)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,21 @@ def frame(value: int, width: int = 32, height: int = 24) -> VideoFrame:
 def values(batch: np.ndarray) -> list[int]:
     """The identifying grey value of each frame in a recorded batch."""
     return [int(image[0, 0, 0]) for image in batch]
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (.ci/run installs it)
+
+
+@contextlib.contextmanager
+def chromium(*camera_args: str) -> Iterator[Any]:
+    """A headless Chromium that grants the camera to pages; camera_args choose the fake camera."""
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--use-fake-ui-for-media-stream", *camera_args]
+    args += ["--disable-background-networking", "--disable-component-update"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -1,4 +1,6 @@
 // StyleFusion live page: camera -> WebRTC -> server (stylized) -> back, with a "control" data channel.
+import { cameraConstraint, refreshCameras, setupCapture } from "./capture.js";
+
 const $ = (id) => document.getElementById(id);
 const ui = {
   start: $("start"), stop: $("stop"), style: $("style"), grid: $("style-grid"),
@@ -152,27 +154,29 @@ function resetStats() {
 // ---------- camera ----------
 function constraints() {
   const [width, height] = ui.resolution.value.split("x").map(Number);
-  return { audio: false, video: { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } } };
+  const video = { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } };
+  return { audio: false, video: { ...video, ...cameraConstraint() } };
 }
 
 async function openCamera() {
   const stream = await navigator.mediaDevices.getUserMedia(constraints());
   const settings = stream.getVideoTracks()[0].getSettings();
   ui.localSize.textContent = settings.width ? `${settings.width}×${settings.height}` : "";
+  refreshCameras(stream).catch(() => {}); // labels and the list are known once the camera is allowed
   return stream;
 }
 
 async function changeResolution() {
   if (!state.pc || !state.stream) return;
   try {
+    state.stream.getTracks().forEach((t) => t.stop()); // phones open one camera at a time
     const stream = await openCamera();
     const sender = state.pc.getSenders().find((s) => s.track && s.track.kind === "video");
     await sender.replaceTrack(stream.getVideoTracks()[0]);
-    state.stream.getTracks().forEach((t) => t.stop());
     state.stream = stream;
     ui.local.srcObject = stream;
   } catch (error) {
-    toast(`Could not change resolution: ${error.message}`, "error");
+    toast(`Could not reopen the camera: ${error.message}`, "error");
   }
 }
 
@@ -277,6 +281,7 @@ async function boot() {
   ui.resolution.addEventListener("change", changeResolution);
   ui.strength.addEventListener("input", onStrengthInput);
   ui.remote.addEventListener("playing", () => setLive(ui.remote, true));
+  setupCapture({ remote: ui.remote, onCameraChange: changeResolution, toast });
   window.addEventListener("pagehide", () => { if (state.pc) state.pc.close(); });
   setConnection("idle");
   try {

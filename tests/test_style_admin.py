@@ -102,7 +102,7 @@ async def test_rename_persists_across_a_rescan(client, models_dir):
     assert response.status == 200 and (await response.json())["display_name"] == "Water Lilies"
     names = {s["name"]: s["display_name"] for s in (await listed(client))["styles"]}
     assert names == {"alpha": "Water Lilies", "beta": "beta"}
-    fresh = StyleRegistry(models_dir, torch.device("cpu"), threads=1)  # e.g. after a restart
+    fresh = StyleRegistry(models_dir, torch.device("cpu"))  # e.g. after a restart
     await fresh.rescan()
     assert fresh.get("alpha").info.display_name == "Water Lilies"
     assert read_style(models_dir / "alpha").name == "alpha"

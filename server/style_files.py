@@ -82,6 +82,8 @@ def delete_folder(folder: Path) -> None:
     """Remove a style folder: one atomic rename out of sight, then the files (and older trash)."""
     trash = folder.with_name(f"{TRASH_PREFIX}{folder.name}-{secrets.token_hex(4)}")
     os.rename(folder, trash)
+    if folder.name in hidden_names(folder.parent):  # a new style of that name starts visible
+        set_hidden(folder.parent, folder.name, False)
     for leftover in folder.parent.glob(f"{TRASH_PREFIX}*"):
         # also trash a crashed delete left behind; another process may be removing it too
         shutil.rmtree(leftover, ignore_errors=True)

@@ -8,9 +8,11 @@ import zipfile
 
 import pytest
 import torch
+from conftest import make_tiny_style
 from webrtc_helpers import Viewer, test_config
 
 from server.app import create_app
+from server.keys import REGISTRY
 from server.registry import StyleRegistry
 from server.style_files import delete_folder
 from stylefusion.style_folder import load_transformer, read_style
@@ -91,6 +93,18 @@ async def test_shipped_style_is_hidden_and_keeps_its_files(client, models_dir):
     assert (await client.delete("/api/styles/beta", headers=AUTH)).status == 409
     shown = await client.patch("/api/styles/alpha", json={"hidden": False}, headers=AUTH)
     assert shown.status == 200 and (await shown.json())["shipped"] is True
+    body = await listed(client)
+    assert [s["name"] for s in body["styles"]] == ["alpha", "beta"] and body["hidden"] == []
+
+
+async def test_a_hidden_style_can_be_deleted_and_its_name_reused(client, models_dir):
+    hide = await client.patch("/api/styles/beta", json={"hidden": True}, headers=AUTH)
+    assert hide.status == 200 and (await hide.json())["hidden"] is True
+    assert (await client.delete("/api/styles/alpha", headers=AUTH)).status == 409  # beta is hidden
+    assert (await client.delete("/api/styles/beta", headers=AUTH)).status == 200
+    assert not (models_dir / "beta").exists()
+    make_tiny_style(models_dir, "beta", seed=5, variants=("lite",))
+    await client.app[REGISTRY].rescan()
     body = await listed(client)
     assert [s["name"] for s in body["styles"]] == ["alpha", "beta"] and body["hidden"] == []
 

@@ -110,12 +110,14 @@ async def test_a_hidden_style_can_be_deleted_and_its_name_reused(client, models_
 
 
 async def test_rename_persists_across_a_rescan(client, models_dir):
+    model = client.app[REGISTRY].stylizer("alpha")
     response = await client.patch(
         "/api/styles/alpha", json={"display_name": "  Water   Lilies "}, headers=AUTH
     )
     assert response.status == 200 and (await response.json())["display_name"] == "Water Lilies"
     names = {s["name"]: s["display_name"] for s in (await listed(client))["styles"]}
     assert names == {"alpha": "Water Lilies", "beta": "beta"}
+    assert client.app[REGISTRY].stylizer("alpha") is model  # a rename reloads no weights
     fresh = StyleRegistry(models_dir, torch.device("cpu"))  # e.g. after a restart
     await fresh.rescan()
     assert fresh.get("alpha").info.display_name == "Water Lilies"

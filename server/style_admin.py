@@ -14,6 +14,8 @@ from stylefusion.style_folder import read_meta
 
 from .errors import BadRequest, Conflict
 from .jobs.auth import require_token
+from .jobs.store import JobStore
+from .keys import JOB_STORE
 from .registry import StyleRegistry
 from .style_files import (
     delete_folder,
@@ -31,8 +33,9 @@ MAX_PATCH_BYTES = 4096
 class StyleAdmin:
     """Handlers of DELETE/PATCH /api/styles/{name} and GET /api/styles/{name}/download."""
 
-    def __init__(self, registry: StyleRegistry) -> None:
+    def __init__(self, registry: StyleRegistry, store: JobStore | None = None) -> None:
         self.registry = registry
+        self.store = store  # to refuse deleting a style that a training job is writing
         self.models_dir = Path(registry.models_dir)
         # one change at a time: two deletes must not both pass the "not the last style" check
         self._lock = asyncio.Lock()
@@ -50,6 +53,7 @@ class StyleAdmin:
         folder = style_folder(self.models_dir, name)
         async with self._lock:
             self._refuse_last(name)
+            await self._refuse_training(name)
             if is_shipped(await asyncio.to_thread(_meta_or_empty, folder)):
                 await asyncio.to_thread(set_hidden, self.models_dir, name, True)
                 outcome = {"name": name, "hidden": True}
@@ -87,6 +91,13 @@ class StyleAdmin:
         """Conflict when the style is the only one the live page still has."""
         if name in self.registry and len(self.registry.loaded()) <= 1:
             raise Conflict(f"{name!r} is the last style: add another before removing it")
+
+    async def _refuse_training(self, name: str) -> None:
+        """Conflict while a queued or running training job will write the style's folder."""
+        if self.store is None:
+            return
+        if await asyncio.to_thread(self.store.active_with, "train", "name", name):
+            raise Conflict(f"a training job is writing style {name!r}: cancel it first")
 
     def _describe(self, name: str, folder: Path) -> dict[str, Any]:
         """The style as /api/styles lists it, or a short entry while it is hidden or broken."""
@@ -126,4 +137,4 @@ def _meta_or_empty(folder: Path) -> dict[str, Any]:
 
 def setup_style_admin(app: web.Application, registry: StyleRegistry, token: str) -> None:
     """Add the style management routes to the app."""
-    StyleAdmin(registry).add_routes(app, token)
+    StyleAdmin(registry, app.get(JOB_STORE)).add_routes(app, token)

@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 import torch
-from conftest import make_tiny_style
+from conftest import make_style_image, make_tiny_style
+from jobs_helpers import form
 from webrtc_helpers import Viewer, test_config
 
 from server.app import create_app
@@ -107,6 +108,21 @@ async def test_a_hidden_style_can_be_deleted_and_its_name_reused(client, models_
     await client.app[REGISTRY].rescan()
     body = await listed(client)
     assert [s["name"] for s in body["styles"]] == ["alpha", "beta"] and body["hidden"] == []
+
+
+async def test_a_style_that_a_training_job_writes_is_not_deleted(
+    client, models_dir, content_dir, tmp_path
+):
+    painting = make_style_image(tmp_path / "painting.png", seed=7)
+    files = {"style_image": painting, "content": sorted(content_dir.glob("*.jpg"))}
+    fields = {"name": "beta", "overwrite": "true", "seconds": "600", "size": "32"}
+    response = await client.post("/api/jobs/train", data=form(files, **fields), headers=AUTH)
+    assert response.status == 202
+    job_id = (await response.json())["id"]
+    refused = await client.delete("/api/styles/beta", headers=AUTH)
+    assert refused.status == 409 and "training job" in (await refused.json())["error"]
+    assert (models_dir / "beta" / "meta.json").is_file()
+    await client.post(f"/api/jobs/{job_id}/cancel", headers=AUTH)
 
 
 async def test_rename_persists_across_a_rescan(client, models_dir):

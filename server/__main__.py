@@ -56,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cert-file", type=Path, help="PEM certificate (chain): serve HTTPS")
     p.add_argument("--key-file", type=Path, help="PEM private key of --cert-file")
+    p.add_argument(
+        "--role",
+        choices=("all", "live"),
+        default="all",
+        help="'live': serve viewers only; the node with 'all' holds the job store (see README)",
+    )
+    p.add_argument(
+        "--jobs-backend",
+        choices=("local", "ray"),
+        default="local",
+        help="run jobs in a local worker process or as Ray actors (pip install '.[cluster]')",
+    )
+    p.add_argument("--ray-address", help="Ray cluster to join (default: start a local Ray)")
+    p.add_argument(
+        "--job-gpus", type=float, help="GPUs each Ray job declares (default: 1 if the cluster has)"
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     return p
 
@@ -83,6 +99,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         compile=not args.no_compile,
         cert_file=args.cert_file,
         key_file=args.key_file,
+        role=args.role,
+        jobs_backend=args.jobs_backend,
+        ray_address=args.ray_address,
+        job_gpus=args.job_gpus,
     )
 
 

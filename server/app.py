@@ -15,7 +15,7 @@ from . import signalling, styles_api
 from .batcher import Batcher
 from .config import ServerConfig
 from .jobs import setup_jobs
-from .keys import ADMIN_TOKEN, BATCHER, CONFIG, METRICS, PEERS, REGISTRY
+from .keys import ADMIN_TOKEN, BATCHER, CONFIG, JOB_STORE, METRICS, PEERS, REGISTRY
 from .metrics import Metrics
 from .middleware import error_middleware
 from .peers import PeerSet
@@ -43,8 +43,9 @@ def create_app(config: ServerConfig) -> web.Application:
     app[BATCHER], app[PEERS] = batcher, PeerSet(config.max_peers, batcher, metrics)
     app.cleanup_ctx.append(live_context)
     add_routes(app, config)
-    setup_jobs(app)
-    setup_style_admin(app, registry, app[ADMIN_TOKEN])
+    if config.role != "live":  # a live-only node leaves admin work to the node with the store
+        setup_jobs(app)
+        setup_style_admin(app, registry, app[ADMIN_TOKEN])
     return app
 
 
@@ -94,15 +95,21 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: status, device, styles, live peers."""
-    registry = request.app[REGISTRY]
+    """GET /healthz: status, device, styles, and load against capacity (for balancers)."""
+    registry, config = request.app[REGISTRY], request.app[CONFIG]
+    peers = len(request.app[PEERS])
     return web.json_response(
         {
             "status": "ok",
             "device": str(registry.device),
             "variant": registry.preferred_variant,
             "styles": [s.name for s in registry.styles()],
-            "peers": len(request.app[PEERS]),
+            "peers": peers,
+            "max_peers": config.max_peers,
+            "load": round(peers / max(1, config.max_peers), 3),
+            "at_capacity": peers >= config.max_peers,
+            "role": config.role,
+            "jobs": JOB_STORE in request.app,
         }
     )
 

@@ -35,3 +35,7 @@ class ServerConfig:
     compile: bool = True  # torch.compile each new frame shape in the background (eager meanwhile)
     cert_file: Path | None = None  # PEM certificate chain: serve HTTPS (phones need it)
     key_file: Path | None = None  # PEM private key of cert_file
+    role: str = "all"  # "live": no job store, /admin or /api/jobs (another node holds them)
+    jobs_backend: str = "local"  # "local": a spawned worker process; "ray": Ray actors
+    ray_address: str | None = None  # Ray cluster to join (default: start a small local Ray)
+    job_gpus: float | None = None  # GPUs each Ray job declares (default: 1 if the cluster has any)

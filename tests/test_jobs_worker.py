@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from server.jobs import worker
+from server.jobs.sink import PEERS_SETTING, StoreSink
 from server.jobs.store import JobStore
-from server.jobs.worker import PEERS_SETTING, JobContext, WorkerSettings
+from server.jobs.worker import JobContext, WorkerSettings
 from stylefusion.progress import Progress
 
 
@@ -26,7 +27,8 @@ def _context(store: JobStore, tmp_path: Path) -> tuple[JobContext, threading.Eve
     assert claimed is not None and claimed.id == job.id
     stop = threading.Event()
     settings = WorkerSettings(data_dir=tmp_path / "var", models_dir=tmp_path / "models")
-    return JobContext(store, claimed, settings, stop), stop
+    sink = StoreSink(store, claimed.id)
+    return JobContext(sink, claimed, settings, stop, sink.folder), stop
 
 
 def test_progress_and_previews_reach_the_store(store: JobStore, tmp_path: Path) -> None:

@@ -33,19 +33,27 @@ def setup_jobs(app: web.Application) -> None:
     variant = default_variant(resolve_device(config.device))
     settings = worker_settings(config)
     api = JobsApi(store, config.models_dir, upload_limits(config), variant, settings.content_dir)
-    runner = JobRunner(
-        store,
-        settings,
-        workers=config.max_jobs,
-        on_style=partial(_rescan, app),
-        live_peers=partial(_live_peers, app),
-    )
+    runner = make_runner(config, store, settings, app)
     api.on_submit = runner.wake
     app[JOB_STORE] = store
     app[ADMIN_TOKEN] = token
     app[JOB_RUNNER] = runner
     _add_routes(app, api, token, Path(config.web_dir))
     app.cleanup_ctx.append(_runner_ctx)
+
+
+def make_runner(
+    config: ServerConfig, store: JobStore, settings: WorkerSettings, app: web.Application
+) -> JobRunner:
+    """The job runner of the configured backend: a local worker process, or Ray actors."""
+    hooks = {"on_style": partial(_rescan, app), "live_peers": partial(_live_peers, app)}
+    if config.jobs_backend == "ray":
+        from .ray_backend import RayRunner  # ray is an optional extra, imported only here
+
+        return RayRunner(  # type: ignore[return-value]  # same start/stop/wake interface
+            store, settings, config.max_jobs, config.ray_address, config.job_gpus, **hooks
+        )
+    return JobRunner(store, settings, workers=config.max_jobs, **hooks)
 
 
 def upload_limits(config: ServerConfig) -> UploadLimits:

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from multiprocessing.process import BaseProcess
 
 from . import worker
+from .sink import PEERS_SETTING
 from .store import JobStore
-from .worker import PEERS_SETTING, WorkerSettings
+from .worker import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,14 @@ class JobRunner:
             self._peers_written = peers
 
     async def _announce_styles(self) -> None:
-        """After a training job ends, rescan the registry so the style goes live at once."""
-        for job in await asyncio.to_thread(self.store.unannounced_styles):
-            if self.on_style is not None:
-                await self.on_style(job.params["name"])
-            await asyncio.to_thread(self.store.mark_announced, job.id)
+        await announce_styles(self.store, self.on_style)
+
+
+async def announce_styles(
+    store: JobStore, on_style: Callable[[str], Awaitable[None]] | None
+) -> None:
+    """After a training job ends, rescan the registry so the style goes live at once."""
+    for job in await asyncio.to_thread(store.unannounced_styles):
+        if on_style is not None:
+            await on_style(job.params["name"])
+        await asyncio.to_thread(store.mark_announced, job.id)

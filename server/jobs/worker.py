@@ -12,16 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stylefusion.errors import Cancelled, StyleFusionError
-from stylefusion.images import save_image
+from stylefusion.images import encode_jpeg
 from stylefusion.progress import CancelFlag, Progress
 
+from .sink import JobSink, StoreSink
 from .store import Job, JobStore
 
 log = logging.getLogger(__name__)
 
-PREVIEW_FILE = "preview.jpg"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[worker]: %(message)s"
-PEERS_SETTING = "live_peers"
 REPORT_EVERY_S = 0.25  # progress rows written at most this often (previews always)
 CHECK_EVERY_S = 0.25  # cancel flag and live-peer count read at most this often
 
@@ -43,11 +42,20 @@ class WorkerSettings:
 
 
 class JobContext:
-    """Progress callback and cancel flag of one job, both backed by the store."""
+    """Progress callback and cancel flag of one job, both backed by the job's sink."""
 
-    def __init__(self, store: JobStore, job: Job, settings: WorkerSettings, stop: CancelFlag):
-        self.store, self.job, self.settings, self.stop = store, job, settings, stop
-        self.folder = store.job_dir(job.id)
+    def __init__(
+        self,
+        sink: JobSink,
+        job: Job,
+        settings: WorkerSettings,
+        stop: CancelFlag,
+        folder: Path,
+        checkpoint: Path | None = None,
+    ) -> None:
+        self.sink, self.job, self.settings, self.stop = sink, job, settings, stop
+        self.folder = folder  # the job's inputs and outputs
+        self.checkpoint = checkpoint or folder / "checkpoint.pt"
         self._last_report = 0.0
         self._last_check = 0.0
         self._cancelled = False
@@ -65,19 +73,19 @@ class JobContext:
         now = time.monotonic()
         if now - self._last_check >= CHECK_EVERY_S:
             self._last_check = now
-            self._cancelled = self.store.cancel_requested(self.job.id)
-            self._peers = int(self.store.setting(PEERS_SETTING, "0") or 0)
+            self._cancelled = self.sink.cancel_requested()
+            self._peers = self.sink.live_peers()
 
     def progress(self, p: Progress) -> None:
         """Record a progress report (throttled), save its preview, yield to live peers."""
         now = time.monotonic()
         busy = now - self._last_call
         if p.preview is not None:
-            self._save_preview(p.preview)
+            self.sink.preview(encode_jpeg(p.preview, quality=75))
         if p.preview is not None or p.done >= p.total or now - self._last_report >= REPORT_EVERY_S:
             self._last_report = now
             metrics = {k: float(v) for k, v in p.metrics.items()}
-            self.store.report(self.job.id, p.fraction, p.eta_s, metrics, p.done)
+            self.sink.report(p.fraction, p.eta_s, metrics, p.done)
         self._yield(busy)
         self._last_call = time.monotonic()
 
@@ -87,9 +95,6 @@ class JobContext:
         if self._peers > 0 and self.settings.yield_fraction > 0:
             time.sleep(min(0.5, busy_s * self.settings.yield_fraction))
 
-    def _save_preview(self, rgb: object) -> None:
-        save_image(self.folder / PREVIEW_FILE, rgb, quality=75)  # type: ignore[arg-type]
-        self.store.bump_preview(self.job.id)
 
 
 def run_video(job: Job, ctx: JobContext) -> Path:
@@ -151,7 +156,7 @@ def run_train(job: Job, ctx: JobContext) -> Path:
         size=p["size"],
         device=s.device,
         resume=True,  # a requeued job continues from its checkpoint
-        checkpoint_path=ctx.folder / "checkpoint.pt",
+        checkpoint_path=ctx.checkpoint,
         checkpoint_every_s=s.checkpoint_every_s,
         preview_every=s.preview_every,
         threads=s.threads,
@@ -188,28 +193,46 @@ RUNNERS: dict[str, Callable[[Job, JobContext], Path]] = {
 }
 
 
-def run_job(store: JobStore, job: Job, settings: WorkerSettings, stop: CancelFlag) -> None:
-    """Run one claimed job to its end state (or back to the queue if the server stops)."""
-    ctx = JobContext(store, job, settings, stop)
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: done (with its result file), failed, cancelled, or back to the queue."""
+
+    state: str  # done | failed | cancelled | queued
+    result: Path | None = None
+    error: str | None = None
+
+
+def execute(job: Job, ctx: JobContext) -> Outcome:
+    """Run one claimed job through the library; the backend records the outcome."""
     started = time.monotonic()
     try:
         result = RUNNERS[job.kind](job, ctx)
     except Cancelled:
-        if store.cancel_requested(job.id):
-            store.finish(job.id, "cancelled")
-        else:
-            store.requeue(job.id)  # the server is stopping: continue at next start
-        return
+        # a cancel the user asked for ends the job; a stopping server puts it back in the queue
+        return Outcome("cancelled" if ctx.sink.cancel_requested() else "queued")
     except StyleFusionError as exc:
         log.info("job %s failed: %s", job.id, exc)
-        store.finish(job.id, "failed", error=str(exc))
-        return
+        return Outcome("failed", error=str(exc))
     except Exception as exc:
         log.exception("job %s crashed", job.id)
-        store.finish(job.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
-        return
-    store.finish(job.id, "done", result=str(result))
+        return Outcome("failed", error=f"internal error: {type(exc).__name__}: {exc}")
     log.info("%s job %s done in %.1f s", job.kind, job.id, time.monotonic() - started)
+    return Outcome("done", result=result)
+
+
+def record(store: JobStore, job_id: str, outcome: Outcome) -> None:
+    """Write an outcome into the store."""
+    if outcome.state == "queued":
+        store.requeue(job_id)  # the server is stopping: continue at next start
+    else:
+        result = str(outcome.result) if outcome.result is not None else None
+        store.finish(job_id, outcome.state, result=result, error=outcome.error)
+
+
+def run_job(store: JobStore, job: Job, settings: WorkerSettings, stop: CancelFlag) -> None:
+    """Run one claimed job to its end state (or back to the queue if the server stops)."""
+    sink = StoreSink(store, job.id)
+    record(store, job.id, execute(job, JobContext(sink, job, settings, stop, sink.folder)))
 
 
 def _die_with_parent() -> None:
@@ -221,7 +244,8 @@ def _die_with_parent() -> None:
         log.debug("prctl unavailable; relying on the parent check")
 
 
-def _lower_priority(settings: WorkerSettings) -> None:
+def lower_priority(settings: WorkerSettings) -> None:
+    """Lowest CPU priority and few torch threads: live viewers on this box come first."""
     os.nice(settings.nice)
     if settings.threads is not None:
         import torch
@@ -233,7 +257,7 @@ def main(settings: WorkerSettings, stop: CancelFlag, parent_pid: int) -> None:
     """Worker process entry: claim and run jobs until `stop` is set or the server is gone."""
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    _lower_priority(settings)
+    lower_priority(settings)
     store = JobStore(settings.data_dir)
     while not stop.is_set() and os.getppid() == parent_pid:
         job = store.claim(os.getpid())

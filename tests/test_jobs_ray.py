@@ -1,0 +1,109 @@
+"""Jobs on a local Ray cluster through the unchanged HTTP API: train, clip, cancel, dead worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+from conftest import make_style_image
+from jobs_helpers import AUTH, TINY_TRAIN, form, jobs_app, jobs_config, submit, wait_job
+from media_helpers import make_clip, read_clip
+
+from server.keys import JOB_STORE
+
+ray = pytest.importorskip("ray")
+
+from server.jobs.ray_backend import NAMESPACE, actor_name, checkpoint_path  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local two-CPU Ray cluster shared by this module's tests."""
+    ray.init(num_cpus=2, include_dashboard=False, namespace=NAMESPACE, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+async def _ray_client(aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path):
+    config = jobs_config(tmp_path, models_dir, content_dir, jobs_backend="ray", max_jobs=2)
+    return await aiohttp_client(jobs_app(config, checkpoint_every_s=0.05))
+
+
+async def _actor_pid_after_checkpoint(client: TestClient, models_dir: Path, job_id: str) -> int:
+    """Wait until the training checkpointed in the shared models dir; its actor's pid."""
+    store = client.app[JOB_STORE]
+    for _ in range(1200):
+        job = store.get(job_id)
+        assert job is not None and job.state in ("queued", "running"), job
+        if checkpoint_path(models_dir, job_id).is_file() and job.progress >= 0.3:
+            actor = ray.get_actor(actor_name(job_id), namespace=NAMESPACE)
+            return await actor.pid.remote()
+        await asyncio.sleep(0.05)
+    raise AssertionError("the training never checkpointed")
+
+
+async def test_train_and_clip_jobs_run_on_ray(
+    ray_cluster, aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
+) -> None:
+    client = await _ray_client(aiohttp_client, tmp_path, models_dir, content_dir)
+    painting = make_style_image(tmp_path / "painting.png", seed=5)
+    clip = make_clip(tmp_path / "clip.mp4", frames=8, fps=10)
+    trained = await submit(
+        client, "train", form({"style_image": painting}, name="onray", **TINY_TRAIN)
+    )
+    video = await submit(client, "video", form({"file": clip}, style="alpha"))
+    done = await wait_job(client, trained)
+    assert done["state"] == "done", done
+    assert done["history"] and "loss" in done["metrics"] and done["preview_url"]
+    assert (await client.get(done["preview_url"], headers=AUTH)).status == 200
+    meta = await client.get(done["result_url"], headers=AUTH)
+    assert json.loads(await meta.read())["name"] == "onray"
+    assert (models_dir / "onray" / "lite.safetensors").is_file()
+    assert not checkpoint_path(models_dir, trained).exists()  # cleaned up once done
+    stylized = await wait_job(client, video)
+    assert stylized["state"] == "done", stylized
+    out = tmp_path / "out.mp4"
+    out.write_bytes(await (await client.get(stylized["result_url"], headers=AUTH)).read())
+    assert len(read_clip(out).frames) == len(read_clip(clip).frames)
+
+
+async def test_cancel_reaches_the_running_ray_actor(
+    ray_cluster, aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
+) -> None:
+    client = await _ray_client(aiohttp_client, tmp_path, models_dir, content_dir)
+    painting = make_style_image(tmp_path / "painting.png", seed=5)
+    long = TINY_TRAIN | {"steps": "100000"}
+    job_id = await submit(client, "train", form({"style_image": painting}, name="long", **long))
+    running = await wait_job(client, job_id, states=("running",))
+    while not running.get("metrics"):  # the actor is training, not just scheduled
+        running = await wait_job(client, job_id, states=("running",))
+    resp = await client.post(f"/api/jobs/{job_id}/cancel", headers=AUTH)
+    assert resp.status == 200
+    assert (await wait_job(client, job_id))["state"] == "cancelled"
+    assert not (models_dir / "long").exists()
+    with pytest.raises(ValueError):
+        ray.get_actor(actor_name(job_id), namespace=NAMESPACE)
+
+
+async def test_killed_ray_worker_resumes_training_from_its_checkpoint(
+    ray_cluster, aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
+) -> None:
+    client = await _ray_client(aiohttp_client, tmp_path, models_dir, content_dir)
+    painting = make_style_image(tmp_path / "painting.png", seed=7)
+    resumable = TINY_TRAIN | {"steps": "40"}
+    job_id = await submit(
+        client, "train", form({"style_image": painting}, name="kept", **resumable)
+    )
+    os.kill(await _actor_pid_after_checkpoint(client, models_dir, job_id), signal.SIGKILL)
+    done = await wait_job(client, job_id)
+    assert done["state"] == "done", done
+    assert client.app[JOB_STORE].get(job_id).attempts == 2  # type: ignore[union-attr]
+    steps = [point["step"] for point in done["history"]]
+    assert steps.count(1) == 1  # the second worker went on from the checkpoint, not from step 1
+    assert steps[-1] == 40 and (models_dir / "kept" / "lite.safetensors").is_file()

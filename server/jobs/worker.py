@@ -96,7 +96,6 @@ class JobContext:
             time.sleep(min(0.5, busy_s * self.settings.yield_fraction))
 
 
-
 def run_video(job: Job, ctx: JobContext) -> Path:
     """Stylize the uploaded clip into result.mp4 (sound kept)."""
     from stylefusion.style_folder import resolve_style

@@ -42,6 +42,11 @@ async def test_healthz(client):
         "variant": "lite",
         "styles": ["alpha", "beta"],
         "peers": 0,
+        "max_peers": 8,
+        "load": 0.0,
+        "at_capacity": False,
+        "role": "all",
+        "jobs": True,
     }
 
 

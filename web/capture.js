@@ -53,7 +53,8 @@ function startRecording() {
     capture.toast("This browser cannot record video.", "error");
     return;
   }
-  const recorder = new MediaRecorder(stream, { mimeType: recordingType() });
+  const mimeType = recordingType();
+  const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
   capture.recorder = recorder;
   capture.chunks = [];
   recorder.addEventListener("dataavailable", (event) => {
@@ -75,9 +76,11 @@ function finishRecording(recorder) {
   clearInterval(capture.timer);
   setRecording(false);
   if (capture.recorder === recorder) capture.recorder = null;
-  const blob = new Blob(capture.chunks, { type: "video/webm" });
+  // WebM where the browser records it (Chrome, Firefox); older Safari records only MP4
+  const type = recorder.mimeType || "video/webm";
+  const blob = new Blob(capture.chunks, { type });
   capture.chunks = [];
-  if (blob.size) save(blob, fileName("webm"));
+  if (blob.size) save(blob, fileName(type.includes("mp4") ? "mp4" : "webm"));
 }
 
 function showElapsed() {

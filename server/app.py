@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,11 +10,12 @@ from aiohttp import web
 
 from stylefusion.devices import configure_torch, cpu_count, resolve_device
 
-from . import signalling, styles_api
+from . import signalling, styles_api, warmup
 from .batcher import Batcher
+from .budget import BudgetPlanner, CostModel
 from .config import ServerConfig
 from .jobs import setup_jobs
-from .keys import ADMIN_TOKEN, BATCHER, CONFIG, JOB_STORE, METRICS, PEERS, REGISTRY
+from .keys import ADMIN_TOKEN, BATCHER, BUDGET, CONFIG, JOB_STORE, METRICS, PEERS, REGISTRY
 from .metrics import Metrics
 from .middleware import error_middleware
 from .peers import PeerSet
@@ -38,9 +38,17 @@ def create_app(config: ServerConfig) -> web.Application:
         config.variant,
         compile=config.compile,
     )
-    batcher = Batcher(registry.stylizer, config.max_batch, config.max_wait_ms / 1000, metrics)
-    app[CONFIG], app[METRICS], app[REGISTRY] = config, metrics, registry
-    app[BATCHER], app[PEERS] = batcher, PeerSet(config.max_peers, batcher, metrics)
+    planner = BudgetPlanner(CostModel())
+    batcher = Batcher(
+        registry.stylizer,
+        config.max_batch,
+        config.max_wait_ms / 1000,
+        metrics,
+        costs=planner.costs,
+        fit=lambda width, height: planner.current.fit(width, height),
+    )
+    app[CONFIG], app[METRICS], app[REGISTRY], app[BUDGET] = config, metrics, registry, planner
+    app[BATCHER], app[PEERS] = batcher, PeerSet(config.max_peers, batcher, metrics, planner)
     app.cleanup_ctx.append(live_context)
     add_routes(app, config)
     if config.role != "live":  # a live-only node leaves admin work to the node with the store
@@ -75,18 +83,35 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
     # leave a core to the event loop and the video codecs, which run beside the model
     configure_torch(config.threads or max(1, cpu_count() - 1), config.data_dir / "torch-cache")
     await registry.rescan()
+    default = registry.default
+    stylizers = [s.stylizer for s in sorted(registry.loaded(), key=lambda s: s.name != default)]
+    await asyncio.to_thread(
+        warmup.prepare, stylizers, app[BUDGET], config.max_peers, config.max_batch
+    )
     batcher.start()
     log.info("serving %d style(s) on %s", len(registry.loaded()), registry.device)
-    polling = asyncio.create_task(registry.poll(config.rescan_interval_s), name="style-polling")
+    tasks = [
+        asyncio.create_task(registry.poll(config.rescan_interval_s), name="style-polling"),
+        asyncio.create_task(replan(app, config.budget_interval_s), name="budget"),
+    ]
     try:
         yield
     finally:
-        polling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await polling
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await peers.close_all()
         await batcher.stop()
         registry.close()
+
+
+async def replan(app: web.Application, interval_s: float) -> None:
+    """Re-plan the send budget as the measured cost changes; tell every page when it does."""
+    planner, peers = app[BUDGET], app[PEERS]
+    while True:
+        await asyncio.sleep(interval_s)
+        if planner.update():
+            peers.broadcast(planner.current.message())
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -122,5 +147,5 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def page_config(request: web.Request) -> web.Response:
     """GET /api/config: ICE servers and limits for the page."""
-    body = signalling.page_config(request.app[CONFIG])
+    body = signalling.page_config(request.app[CONFIG], request.app[BUDGET].for_newcomer())
     return web.Response(text=body, content_type="application/json")

@@ -23,12 +23,14 @@ from av import VideoFrame
 
 from stylefusion.stylizer import Stylizer
 
+from .budget import CostModel
 from .errors import FrameDropped
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 GroupKey = tuple[str, str, int, int]  # (style, variant, height, width)
+Fit = Callable[[int, int], tuple[int, int]]  # (width, height) -> the size the model gets
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,19 @@ class _Request:
     strength: float
     future: asyncio.Future[FrameResult]
     loop: asyncio.AbstractEventLoop
+    size: tuple[int, int]  # (width, height) the model runs at: the frame's, capped
     submitted: float = field(default_factory=time.perf_counter)
 
     @property
     def key(self) -> GroupKey:
-        return (self.style, self.stylizer.variant, self.frame.height, self.frame.width)
+        return (self.style, self.stylizer.variant, self.size[1], self.size[0])
+
+    def image(self) -> np.ndarray:
+        """The frame as (H, W, 3) uint8 RGB, downscaled if it is larger than the cap."""
+        width, height = self.size
+        if (width, height) == (self.frame.width, self.frame.height):
+            return self.frame.to_ndarray(format="rgb24")
+        return self.frame.to_ndarray(format="rgb24", width=width, height=height)
 
 
 class Batcher:
@@ -68,11 +78,17 @@ class Batcher:
         max_batch: int = 8,
         max_wait_s: float = 0.005,
         metrics: Metrics | None = None,
+        costs: CostModel | None = None,
+        fit: Fit | None = None,
     ) -> None:
+        """fit caps frame sizes (frames above the send budget are downscaled before the
+        model); costs learns the model's time per frame size from every call."""
         self.lookup = lookup
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max(0.0, max_wait_s)
         self.metrics = metrics
+        self.costs = costs or CostModel()
+        self.fit: Fit = fit or (lambda width, height: (width, height))
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         self._pending: dict[str, _Request] = {}
         self._peers: set[str] = set()
@@ -122,9 +138,8 @@ class Batcher:
         Raises StyleNotFound at once if the style is not loaded.
         """
         loop = asyncio.get_running_loop()
-        request = _Request(
-            peer, frame, style, self.lookup(style), strength, loop.create_future(), loop
-        )
+        stylizer, size = self.lookup(style), self.fit(frame.width, frame.height)
+        request = _Request(peer, frame, style, stylizer, strength, loop.create_future(), loop, size)
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the batcher is stopped")
@@ -183,7 +198,7 @@ class Batcher:
         """One model call for the batch; results or the error go back to each future."""
         start = time.perf_counter()
         try:
-            images = [r.frame.to_ndarray(format="rgb24") for r in batch]  # (H, W, 3) uint8
+            images = [r.image() for r in batch]  # (H, W, 3) uint8
             styled = run_model(batch[0].stylizer, images, [r.strength for r in batch])
             frames = [VideoFrame.from_ndarray(image, format="rgb24") for image in styled]
         except Exception as exc:  # noqa: BLE001 - the thread must survive any bad batch
@@ -206,6 +221,7 @@ class Batcher:
 
     def _record(self, batch: list[_Request], start: float, elapsed: float) -> None:
         self.batch_sizes[len(batch)] += 1
+        self.costs.observe(*batch[0].size, len(batch), elapsed)
         if self.metrics is None:
             return
         self.metrics.batch_size.observe(len(batch))

@@ -31,6 +31,7 @@ class ServerConfig:
     marker_bit: bool = True  # complete video frames on the RTP marker bit (one frame less lag)
     rescan_interval_s: float = 2.0  # how often the models dir is polled for new styles
     stats_interval_s: float = 1.0  # how often each peer gets an {"event": "stats"} message
+    budget_interval_s: float = 2.0  # how often the send budget is re-planned from measured costs
     threads: int | None = None  # CPU threads for inference (default: all cores but one)
     compile: bool = True  # torch.compile each new frame shape in the background (eager meanwhile)
     cert_file: Path | None = None  # PEM certificate chain: serve HTTPS (phones need it)

@@ -10,6 +10,7 @@ from .config import ServerConfig
 
 if TYPE_CHECKING:
     from .batcher import Batcher
+    from .budget import BudgetPlanner
     from .jobs.runner import JobRunner
     from .jobs.store import JobStore
     from .metrics import Metrics
@@ -20,6 +21,7 @@ CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY: web.AppKey[StyleRegistry] = web.AppKey("registry")
 BATCHER: web.AppKey[Batcher] = web.AppKey("batcher")
 PEERS: web.AppKey[PeerSet] = web.AppKey("peers")
+BUDGET: web.AppKey[BudgetPlanner] = web.AppKey("budget")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 JOB_STORE: web.AppKey[JobStore] = web.AppKey("job_store")
 JOB_RUNNER: web.AppKey[JobRunner] = web.AppKey("job_runner")

@@ -45,6 +45,11 @@ class Metrics:
             "Frames skipped because a newer one arrived before the model was free",
             registry=reg,
         )
+        self.decoder_dropped = Counter(
+            "stylefusion_decoder_dropped",
+            "Encoded frames dropped before decoding (decoder behind, or waiting for a keyframe)",
+            registry=reg,
+        )
         self.active_peers = Gauge("stylefusion_active_peers", "Live WebRTC peers", registry=reg)
         self.styles_loaded = Gauge("stylefusion_styles_loaded", "Styles ready", registry=reg)
 

@@ -13,6 +13,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from .batcher import Batcher, FrameResult
+from .budget import BudgetPlanner
 from .errors import AtCapacity
 from .metrics import Metrics
 from .registry import StyleRegistry
@@ -34,6 +35,7 @@ class PeerStats:
     inference_s: float = 0.0
     batch_frames: int = 0  # summed batch sizes of the frames sent
     since: float = 0.0
+    size_in: str = ""  # WxH of the newest camera frame
 
     def message(self, now: float) -> Message:
         """The `{"event": "stats"}` message for the window that ends now."""
@@ -48,6 +50,7 @@ class PeerStats:
             "queue_ms": round(1000 * self.queue_s / out, 1),
             "inference_ms": round(1000 * self.inference_s / out, 1),
             "batch": round(self.batch_frames / out, 2),
+            "size_in": self.size_in,
         }
 
 
@@ -80,6 +83,11 @@ class Peer:
         """Switch style from the next frame on; acked once a frame in it goes out."""
         self.style = name
         self.pending_ack = name
+
+    def frame_in(self, width: int, height: int) -> None:
+        """Count a decoded camera frame."""
+        self.stats.frames_in += 1
+        self.stats.size_in = f"{width}x{height}"
 
     def frame_dropped(self) -> None:
         """Count a frame skipped because a newer one came in."""
@@ -131,10 +139,13 @@ class Peer:
 class PeerSet:
     """The live peers, capped at max_peers; removal frees every resource of a peer."""
 
-    def __init__(self, max_peers: int, batcher: Batcher, metrics: Metrics) -> None:
+    def __init__(
+        self, max_peers: int, batcher: Batcher, metrics: Metrics, budget: BudgetPlanner
+    ) -> None:
         self.max_peers = max_peers
         self.batcher = batcher
         self.metrics = metrics
+        self.budget = budget
         self._peers: dict[str, Peer] = {}
 
     def __len__(self) -> int:
@@ -151,6 +162,7 @@ class PeerSet:
         self.batcher.add_peer(peer.id)
         self.metrics.active_peers.set(len(self._peers))
         log.info("%s joined (%d live)", peer.id, len(self._peers))
+        self._replan()
 
     async def remove(self, peer: Peer) -> None:
         """Drop a peer (idempotent): stop its tasks, close its connection."""
@@ -159,6 +171,7 @@ class PeerSet:
         self.batcher.remove_peer(peer.id)
         self.metrics.active_peers.set(len(self._peers))
         log.info("%s left (%d live)", peer.id, len(self._peers))
+        self._replan()
         await peer.close()
 
     async def close_all(self) -> None:
@@ -173,6 +186,11 @@ class PeerSet:
             if peer.style not in available:
                 log.info("%s: style %s is gone, moving to %s", peer.id, peer.style, default)
                 peer.request_style(default)
+
+    def _replan(self) -> None:
+        """A viewer joined or left: re-plan the send budget and tell every page if it moved."""
+        if self.budget.update(len(self._peers)):
+            self.broadcast(self.budget.current.message())
 
     def broadcast(self, message: Message) -> None:
         """Send a message to every peer's control channel."""

@@ -18,12 +18,13 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from .budget import Budget
 from .config import ServerConfig
 from .control import LABEL, attach_control
 from .errors import AtCapacity, BadRequest
-from .keys import BATCHER, CONFIG, METRICS, PEERS, REGISTRY
+from .keys import BATCHER, BUDGET, CONFIG, METRICS, PEERS, REGISTRY
 from .peers import Peer
-from .rtp import install_marker_jitter_buffers
+from .rtp import install_latest_frame_queues, install_marker_jitter_buffers
 from .track import StylizedTrack
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ async def negotiate(app: web.Application, peer: Peer, sdp: str) -> dict[str, Any
         raise BadRequest("the offer has no video track")
     if app[CONFIG].marker_bit:
         install_marker_jitter_buffers(pc)
+    install_latest_frame_queues(pc, app[METRICS].decoder_dropped.inc)
     await pc.setLocalDescription(await pc.createAnswer())
     return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
 
@@ -103,6 +105,7 @@ def wire_events(app: web.Application, peer: Peer) -> None:
     def on_datachannel(channel: RTCDataChannel) -> None:
         if channel.label == LABEL:
             attach_control(peer, channel, app[REGISTRY], app[CONFIG].stats_interval_s)
+            peer.send(app[BUDGET].current.message())  # what to send, before the first frame
 
     @pc.on("connectionstatechange")
     async def on_state() -> None:
@@ -155,7 +158,7 @@ def ice_server_dict(url: str) -> dict[str, str]:
     return {"urls": url}
 
 
-def page_config(config: ServerConfig) -> str:
-    """JSON for GET /api/config: what the page needs to build its RTCPeerConnection."""
+def page_config(config: ServerConfig, budget: Budget) -> str:
+    """JSON for GET /api/config: ICE servers, limits, and the camera size to open by default."""
     ice = [ice_server_dict(url) for url in config.ice_servers]
-    return json.dumps({"iceServers": ice, "maxPeers": config.max_peers})
+    return json.dumps({"iceServers": ice, "maxPeers": config.max_peers, "budget": budget.message()})

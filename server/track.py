@@ -58,7 +58,7 @@ class StylizedTrack(MediaStreamTrack):
             while True:
                 frame = await self.source.recv()
                 self.metrics.frames_in.inc()
-                self.peer.stats.frames_in += 1
+                self.peer.frame_in(frame.width, frame.height)
                 if self._newest is not None:
                     self.peer.frame_dropped()
                     self.metrics.frames_dropped.inc()

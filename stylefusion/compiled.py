@@ -7,7 +7,9 @@ all streams for that, so eager serves a shape until its compiled version is read
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -17,6 +19,7 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+COMPILE_NICE = 19  # the compile thread's niceness (and that of the compilers it starts)
 ShapeKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]
 
 
@@ -48,6 +51,9 @@ class CompileWorker:
         self._todo.put(None)
 
     def _work(self) -> None:
+        # compiling is background work: the serving threads come first
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPILE_NICE)
         while (item := self._todo.get()) is not None:
             runner, example = item
             if not runner.failed:

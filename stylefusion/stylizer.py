@@ -112,16 +112,34 @@ class Stylizer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def batch_shapes(self, max_batch: int) -> list[int]:
+        """The batch sizes the compiled model runs for batches of up to max_batch frames."""
+        if self.device.type == "cpu":
+            return [1]
+        return [1 << i for i in range(max(1, max_batch - 1).bit_length() + 1)]
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """The (compiled) model; falls back to eager for good if compilation fails here."""
         if self.model is self.eager:
             return self.eager(x)
         try:
-            return self.model(x)
+            return self._compiled(x)
         except Exception as exc:  # compiler toolchains vary; eager always works
             log.warning("torch.compile failed (%s); %s runs eager", exc, self.name or "model")
             self.model = self.eager
             return self.eager(x)
+
+    def _compiled(self, x: torch.Tensor) -> torch.Tensor:
+        """One compiled graph per batch size: so few sizes are used, a CPU runs a batch frame
+        by frame (it costs the same there) and a GPU pads it to a power of two."""
+        batch = x.shape[0]
+        if self.device.type == "cpu":
+            return self.model(x) if batch == 1 else torch.cat([self.model(f) for f in x.split(1)])
+        size = 1 << (batch - 1).bit_length()
+        if size == batch:
+            return self.model(x)
+        padded = torch.cat([x, x.new_zeros((size - batch, *x.shape[1:]))])
+        return self.model(padded.contiguous(memory_format=torch.channels_last))[:batch]
 
 
 def _as_tensor(frames: Frames) -> torch.Tensor:

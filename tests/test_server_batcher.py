@@ -148,3 +148,12 @@ async def test_peer_leaving_while_the_batcher_waits_does_not_stop_it(make_batche
         await gone
     await asyncio.sleep(0.4)
     assert (await asyncio.wait_for(batcher.submit("b", frame(2), "alpha"), 5)).batch_size == 1
+
+
+async def test_frames_above_the_cap_are_downscaled_before_the_model(make_batcher, styles):
+    batcher = make_batcher(max_wait_s=0.0, fit=lambda w, h: (min(w, 16), min(h, 12)))
+    big, small = frame(40, width=64, height=48), frame(50, width=16, height=12)
+    results = [await batcher.submit("a", f, "alpha") for f in (big, small)]
+    assert [c.shape[1:3] for c in styles["alpha"].calls] == [(12, 16), (12, 16)]
+    assert [(r.frame.width, r.frame.height) for r in results] == [(16, 12), (16, 12)]
+    assert batcher.costs.per_frame(16, 12) > 0  # every call teaches the cost model

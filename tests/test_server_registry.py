@@ -96,11 +96,11 @@ async def test_server_starts_with_an_empty_models_dir(aiohttp_client, tmp_path):
     assert client.app[REGISTRY].default is None
 
 
-async def test_styles_share_one_background_compiler(aiohttp_client, models_dir, tmp_path):
-    app = create_app(test_config(models_dir, tmp_path, compile=True))
-    await aiohttp_client(app)
-    registry = app[REGISTRY]
+async def test_styles_share_one_background_compiler(models_dir):
+    registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True)
+    await registry.rescan()
     runners = [style.stylizer.model for style in registry.loaded()]
+    registry.close()
     assert len(runners) == 2
     assert all(isinstance(r, BackgroundCompiled) for r in runners)
     assert {r.worker for r in runners} == {registry.compiler}

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 from webrtc_helpers import PatternTrack
 
-from server.rtp import MarkerJitterBuffer, install_marker_jitter_buffers
+from server.rtp import (
+    LatestFrameQueue,
+    MarkerJitterBuffer,
+    install_latest_frame_queues,
+    install_marker_jitter_buffers,
+    is_keyframe,
+)
 
 
 def packet(seq: int, timestamp: int, marker: bool = False) -> RtpPacket:
@@ -77,3 +83,48 @@ async def test_install_swaps_the_buffer_of_video_receivers_only():
     finally:
         await sender.close()
         await receiver.close()
+
+
+class Codec:
+    name = "video/VP8"
+
+
+def vp8(key: bool, tag: int) -> tuple[Codec, JitterFrame]:
+    """A depayloaded VP8 frame: the P bit of its first byte says key (0) or delta (1)."""
+    return Codec(), JitterFrame(data=bytes([0 if key else 1, tag]), timestamp=tag)
+
+
+def test_decoder_queue_keeps_one_waiting_frame_and_asks_for_a_keyframe():
+    asked: list[bool] = []
+    q = LatestFrameQueue(lambda: asked.append(True), lambda: None)
+    q.put(vp8(True, 1))
+    q.put(vp8(False, 2))  # the decoder is behind: frame 1 is dropped, a keyframe asked for
+    q.put(vp8(False, 3))  # deltas cannot be decoded without what was dropped
+    assert q.qsize() == 0 and asked == [True] and q.dropped == 3
+    q.put(vp8(True, 4))
+    q.put(None)  # stopping always gets through
+    assert q.get()[1].timestamp == 4 and q.get() is None
+
+
+def test_a_decoder_that_keeps_up_loses_nothing():
+    q = LatestFrameQueue(lambda: None, lambda: None)
+    for tag in range(5):
+        q.put(vp8(tag == 0, tag))
+        assert q.get()[1].timestamp == tag
+    assert q.dropped == 0
+
+
+def test_keyframes_are_recognised_for_vp8_and_h264():
+    assert is_keyframe("VP8", b"\x10\x02") and not is_keyframe("VP8", b"\x11\x02")
+    idr = b"\0\0\0\1\x67sps\0\0\1\x68pps\0\0\1\x65slice"
+    assert is_keyframe("H264", idr) and not is_keyframe("H264", b"\0\0\0\1\x41slice")
+
+
+async def test_offer_answer_swaps_in_the_bounded_decoder_queue():
+    sender, receiver = RTCPeerConnection(), RTCPeerConnection()
+    sender.addTrack(PatternTrack())
+    await sender.setLocalDescription(await sender.createOffer())
+    await receiver.setRemoteDescription(sender.localDescription)
+    assert install_latest_frame_queues(receiver, lambda: None) == 1
+    await sender.close()
+    await receiver.close()

@@ -8,8 +8,10 @@ const ui = {
   local: $("local"), remote: $("remote"), connection: $("connection"), toast: $("toast"),
   stats: $("stats"), fpsIn: $("fps-in"), fpsOut: $("fps-out"), latency: $("latency"),
   batch: $("batch"), dropped: $("dropped"), switching: $("switching"),
-  localSize: $("local-size"), remoteStyle: $("remote-style"),
+  localSize: $("local-size"), remoteStyle: $("remote-style"), budget: $("budget"),
 };
+const CONNECT_TIMEOUT_MS = 10000; // a connection not up by then has failed, visibly
+const RETRY_DELAYS_MS = [1000, 2000, 4000, 5000]; // between reconnect attempts, then every 5 s
 
 const state = {
   config: { iceServers: [] },
@@ -21,6 +23,11 @@ const state = {
   activeStyle: null,
   pendingStyle: null,
   strengthTimer: null,
+  budget: null, // the server's {max_width, max_height, max_fps}, applied to the sender
+  wanted: false, // the user pressed Start and not Stop: keep (re)connecting
+  attempt: 0,
+  retryTimer: null,
+  connectTimer: null,
 };
 
 // ---------- small helpers ----------
@@ -122,6 +129,7 @@ function onControlMessage(event) {
     case "stats": showStats(message); break;
     case "style": styleApplied(message.style); toast(`Now painting in ${displayName(message.style)}`); break;
     case "styles": renderStyles(message.styles, message.default); break;
+    case "budget": applyBudget(message); break;
     case "error":
       state.pendingStyle = null;
       ui.switching.hidden = true;
@@ -151,9 +159,40 @@ function resetStats() {
   ui.stats.textContent = "Not streaming";
 }
 
+// ---------- send budget ----------
+function cameraSize() {
+  // "auto": the size the server says it can paint for one more viewer
+  if (ui.resolution.value !== "auto") return ui.resolution.value.split("x").map(Number);
+  const budget = state.budget || (state.config && state.config.budget);
+  return budget ? [budget.max_width, budget.max_height] : [640, 480];
+}
+
+async function applyBudget(budget) {
+  state.budget = budget;
+  ui.budget.textContent = `${budget.max_width}×${budget.max_height} @ ${budget.max_fps}`;
+  document.body.dataset.budget = `${budget.max_width}x${budget.max_height}@${budget.max_fps}`;
+  const sender = state.pc && state.pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  if (!sender) return;
+  const { width, height } = sender.track.getSettings();
+  const scale = width && height ? Math.max(1, width / budget.max_width, height / budget.max_height) : 1;
+  try {
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+    params.encodings[0].scaleResolutionDownBy = scale;
+    params.encodings[0].maxFramerate = budget.max_fps;
+    await sender.setParameters(params);
+  } catch (error) {
+    // older engines: ask the camera itself for less instead
+    await sender.track.applyConstraints({
+      width: { max: budget.max_width }, height: { max: budget.max_height }, frameRate: { max: budget.max_fps },
+    }).catch(() => {});
+  }
+  document.body.dataset.sendScale = String(scale);
+}
+
 // ---------- camera ----------
 function constraints() {
-  const [width, height] = ui.resolution.value.split("x").map(Number);
+  const [width, height] = cameraSize();
   const video = { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } };
   return { audio: false, video: { ...video, ...cameraConstraint() } };
 }
@@ -175,6 +214,7 @@ async function changeResolution() {
     await sender.replaceTrack(stream.getVideoTracks()[0]);
     state.stream = stream;
     ui.local.srcObject = stream;
+    if (state.budget) await applyBudget(state.budget);
   } catch (error) {
     toast(`Could not reopen the camera: ${error.message}`, "error");
   }
@@ -193,30 +233,39 @@ function waitForIceGathering(pc, timeoutMs = 3000) {
 
 async function start() {
   ui.start.disabled = true;
+  ui.stop.disabled = false; // stop also cancels a start or a reconnect in progress
+  state.wanted = true;
+  state.attempt = 0;
   setConnection("connecting");
   try {
     state.stream = await openCamera();
-    ui.local.srcObject = state.stream;
-    setLive(ui.local, true);
+  } catch (error) {
+    toast(error.name === "NotAllowedError" ? "Camera access was denied." : error.message, "error");
+    await stop();
+    setConnection("error");
+    return;
+  }
+  ui.local.srcObject = state.stream;
+  setLive(ui.local, true);
+  await connect();
+}
 
-    const pc = new RTCPeerConnection({ iceServers: state.config.iceServers || [] });
-    state.pc = pc;
-    state.stream.getTracks().forEach((track) => pc.addTrack(track, state.stream));
-    const channel = pc.createDataChannel("control");
-    state.channel = channel;
-    channel.addEventListener("message", onControlMessage);
-    channel.addEventListener("open", sendStrength);
-    pc.addEventListener("track", (event) => {
-      ui.remote.srcObject = event.streams[0] || new MediaStream([event.track]);
-    });
-    pc.addEventListener("connectionstatechange", () => {
-      setConnection(pc.connectionState);
-      if (pc.connectionState === "failed") {
-        toast("The connection failed. Check the network or the ICE servers.", "error");
-        stop();
-      }
-    });
-
+// One connection attempt with the open camera; a failure schedules the next attempt.
+async function connect() {
+  clearTimeout(state.retryTimer);
+  const pc = new RTCPeerConnection({ iceServers: state.config.iceServers || [] });
+  state.pc = pc;
+  state.stream.getTracks().forEach((track) => pc.addTrack(track, state.stream));
+  const channel = pc.createDataChannel("control");
+  state.channel = channel;
+  channel.addEventListener("message", onControlMessage);
+  channel.addEventListener("open", onChannelOpen);
+  channel.addEventListener("close", () => connectionLost(pc, "the server closed the session"));
+  pc.addEventListener("track", (event) => {
+    ui.remote.srcObject = event.streams[0] || new MediaStream([event.track]);
+  });
+  pc.addEventListener("connectionstatechange", () => onConnectionState(pc));
+  try {
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc);
     const response = await fetch("/offer", {
@@ -226,28 +275,77 @@ async function start() {
     });
     const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+    if (state.pc !== pc) return; // stopped meanwhile
     await pc.setRemoteDescription(answer);
-    ui.stop.disabled = false;
+    state.connectTimer = setTimeout(() => {
+      if (state.pc === pc && pc.connectionState !== "connected") {
+        connectionLost(pc, "the server's media could not be reached (ICE failed; check the network or the ICE servers)");
+      }
+    }, CONNECT_TIMEOUT_MS);
   } catch (error) {
-    toast(error.name === "NotAllowedError" ? "Camera access was denied." : error.message, "error");
-    await stop();
-    setConnection("error");
+    connectionLost(pc, error.message === "Failed to fetch" || error.name === "TypeError" ? "the server is not answering" : error.message);
   }
 }
 
-async function stop() {
-  const { pc, stream } = state;
+function onChannelOpen() {
+  state.attempt = 0;
+  sendStrength();
+  // the offer named the chosen style, so a switch pending when the session dropped is done
+  state.pendingStyle = null;
+  ui.switching.hidden = true;
+  markTiles();
+}
+
+function onConnectionState(pc) {
+  if (state.pc !== pc) return;
+  setConnection(pc.connectionState);
+  if (pc.connectionState === "connected") {
+    clearTimeout(state.connectTimer);
+    state.attempt = 0;
+  } else if (pc.connectionState === "failed") {
+    connectionLost(pc, "the connection failed");
+  } else if (pc.connectionState === "disconnected") {
+    // a brief network hiccup can heal itself; a dead server will not
+    setTimeout(() => {
+      if (state.pc === pc && pc.connectionState === "disconnected") connectionLost(pc, "the connection dropped");
+    }, 3000);
+  }
+}
+
+// The session is gone: say so, keep the camera, and try again with the same style and strength.
+function connectionLost(pc, reason) {
+  if (state.pc !== pc || !state.wanted) return;
+  clearTimeout(state.connectTimer);
+  closeConnection();
+  const delay = RETRY_DELAYS_MS[Math.min(state.attempt, RETRY_DELAYS_MS.length - 1)];
+  state.attempt += 1;
+  setConnection("reconnecting");
+  document.body.dataset.reconnects = String(Number(document.body.dataset.reconnects || 0) + 1);
+  toast(`Connection lost: ${reason}. Reconnecting in ${Math.round(delay / 1000)} s (attempt ${state.attempt})…`, "error");
+  state.retryTimer = setTimeout(() => { if (state.wanted && !state.pc) connect(); }, delay);
+}
+
+function closeConnection() {
+  const { pc } = state;
   state.pc = null;
   state.channel = null;
+  if (pc) pc.close();
+  ui.remote.srcObject = null;
+  setLive(ui.remote, false);
+  state.activeStyle = null;
+}
+
+async function stop() {
+  state.wanted = false;
+  clearTimeout(state.retryTimer);
+  clearTimeout(state.connectTimer);
+  closeConnection();
+  const { stream } = state;
   state.stream = null;
   state.pendingStyle = null;
-  state.activeStyle = null;
-  if (pc) pc.close();
   if (stream) stream.getTracks().forEach((t) => t.stop());
   ui.local.srcObject = null;
-  ui.remote.srcObject = null;
   setLive(ui.local, false);
-  setLive(ui.remote, false);
   ui.switching.hidden = true;
   ui.remoteStyle.textContent = "";
   ui.localSize.textContent = "";

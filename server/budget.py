@@ -1,0 +1,150 @@
+"""The send budget: what size and frame rate each page should send, from cost and load.
+
+The model's cost per frame grows with the frame's pixels; the inference thread serves every
+viewer in turn. So with N viewers at F fps and C seconds per frame, the thread is busy
+N * F * C of every second. The planner picks the largest size of a fixed ladder that still
+gives every viewer at least MIN_FPS within a share of the thread's time, and the highest
+frame rate that size allows. Pages apply it to their sender; the batcher downscales frames
+that arrive larger anyway, so one big camera cannot stall the other viewers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+# bounding boxes (width, height) a page may be asked to fit in, largest first
+LADDER: tuple[tuple[int, int], ...] = (
+    (1280, 720),
+    (960, 540),
+    (640, 480),
+    (480, 360),
+    (320, 240),
+    (240, 180),
+    (160, 120),
+)
+FPS_STEPS = (30, 25, 20, 15, 12, 10, 8, 6, 5)
+MIN_FPS = 12  # below this a size is not offered while a smaller one reaches it
+SHARE = 0.75  # of the inference thread's time; the rest absorbs codecs and jitter
+RAISE_MARGIN = 1.2  # a larger budget with the same viewers needs 20% headroom (no flapping)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What each page should send at most."""
+
+    max_width: int
+    max_height: int
+    max_fps: int
+
+    def message(self) -> dict[str, object]:
+        """The control-channel event `{"event": "budget", ...}`."""
+        return {
+            "event": "budget",
+            "max_width": self.max_width,
+            "max_height": self.max_height,
+            "max_fps": self.max_fps,
+        }
+
+    def fit(self, width: int, height: int) -> tuple[int, int]:
+        """A frame's size scaled down (aspect kept, even sides) to fit the box; never up."""
+        scale = min(self.max_width / width, self.max_height / height)
+        if scale >= 1.0:
+            return width, height
+        return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def box_shapes(box: tuple[int, int]) -> list[tuple[int, int]]:
+    """The (height, width) frames a box yields for 4:3 and 16:9 cameras (what gets compiled)."""
+    budget = Budget(box[0], box[1], 30)
+    shapes = {budget.fit(640, 480), budget.fit(1280, 720)}
+    return sorted(((h, w) for w, h in shapes), reverse=True)
+
+
+class CostModel:
+    """Seconds of model time per frame, per frame size, learnt from the batcher's calls."""
+
+    def __init__(self, seconds_per_megapixel: float = 0.25, smoothing: float = 0.2) -> None:
+        self.seconds_per_megapixel = seconds_per_megapixel  # prior, until sizes are measured
+        self.smoothing = smoothing
+        self._per_frame: dict[tuple[int, int], float] = {}  # (width, height) -> seconds
+        self._lock = threading.Lock()
+
+    def observe(self, width: int, height: int, frames: int, seconds: float) -> None:
+        """Record one model call of `frames` frames of a size (from the inference thread)."""
+        per_frame = seconds / max(1, frames)
+        with self._lock:
+            old = self._per_frame.get((width, height))
+            new = per_frame if old is None else old + self.smoothing * (per_frame - old)
+            self._per_frame[(width, height)] = new
+
+    def per_frame(self, width: int, height: int) -> float:
+        """Estimated seconds per frame: measured, else scaled from the nearest measured size."""
+        with self._lock:
+            measured = dict(self._per_frame)
+        if (width, height) in measured:
+            return measured[(width, height)]
+        pixels = width * height
+        if not measured:
+            return self.seconds_per_megapixel * pixels / 1e6
+        (w, h), seconds = min(measured.items(), key=lambda kv: abs(kv[0][0] * kv[0][1] - pixels))
+        return seconds * pixels / (w * h)
+
+
+def plan(
+    costs: CostModel,
+    viewers: int,
+    ladder: Iterable[tuple[int, int]] = LADDER,
+    margin: float = 1.0,
+) -> tuple[Budget, float]:
+    """The largest box that gives `viewers` at least MIN_FPS each; returns it and its fps.
+
+    margin > 1 plans as if frames cost that much more (headroom).
+    """
+    viewers = max(1, viewers)
+    boxes = list(ladder)
+    for box in boxes:
+        fps = SHARE / (viewers * costs.per_frame(*box) * margin)
+        if fps >= MIN_FPS or box == boxes[-1]:
+            steps = [s for s in FPS_STEPS if s <= fps] or [FPS_STEPS[-1]]
+            return Budget(box[0], box[1], steps[0]), fps
+    raise ValueError("empty ladder")
+
+
+class BudgetPlanner:
+    """Keeps the current budget for the live viewer count; re-plans on joins, leaves, ticks."""
+
+    def __init__(self, costs: CostModel, ladder: tuple[tuple[int, int], ...] = LADDER) -> None:
+        self.costs = costs
+        self.ladder = ladder
+        self.viewers = 0
+        self.current, _ = plan(costs, 1, ladder)
+
+    def for_newcomer(self) -> Budget:
+        """The budget a page about to join would get (its default camera size)."""
+        return plan(self.costs, self.viewers + 1, self.ladder)[0]
+
+    def update(self, viewers: int | None = None) -> bool:
+        """Re-plan (for a new viewer count, if given); True if the budget changed."""
+        joined_or_left = viewers is not None and viewers != self.viewers
+        if viewers is not None:
+            self.viewers = viewers
+        budget, fps = plan(self.costs, self.viewers, self.ladder)
+        if not joined_or_left and _larger(budget, self.current):
+            # same load: only grow with headroom, so noise in the cost cannot make it flap
+            budget, fps = plan(self.costs, self.viewers, self.ladder, RAISE_MARGIN)
+            if not _larger(budget, self.current):
+                return False
+        if budget == self.current:
+            return False
+        log.info("send budget now %s (%d viewer(s), %.1f fps possible)", budget, self.viewers, fps)
+        self.current = budget
+        return True
+
+
+def _larger(a: Budget, b: Budget) -> bool:
+    return (a.max_width * a.max_height, a.max_fps) > (b.max_width * b.max_height, b.max_fps)

@@ -1,0 +1,144 @@
+"""The send budget: the largest size that keeps every viewer at a usable frame rate."""
+
+from __future__ import annotations
+
+import pytest
+from webrtc_helpers import Viewer, test_config
+
+from server.app import create_app
+from server.budget import MIN_FPS, Budget, BudgetPlanner, CostModel, box_shapes, plan
+from server.keys import BATCHER, BUDGET
+
+
+def cost(seconds_per_frame_at_vga: float) -> CostModel:
+    """A cost model that measured one 640x480 frame at the given seconds."""
+    costs = CostModel()
+    costs.observe(640, 480, 1, seconds_per_frame_at_vga)
+    return costs
+
+
+def test_a_fast_model_gets_hd_and_a_slow_one_a_smaller_size():
+    fast, _ = plan(cost(0.002), viewers=1)
+    assert (fast.max_width, fast.max_height, fast.max_fps) == (1280, 720, 30)
+    slow, fps = plan(cost(0.08), viewers=1)  # 640x480 would give < 12 fps
+    assert slow.max_width * slow.max_height < 640 * 480 and fps >= MIN_FPS
+
+
+def test_more_viewers_get_less_each():
+    costs = cost(0.02)
+    budgets = [plan(costs, viewers)[0] for viewers in (1, 2, 4, 8)]
+    areas = [b.max_width * b.max_height * b.max_fps for b in budgets]
+    assert areas == sorted(areas, reverse=True) and areas[0] > areas[-1]
+
+
+def test_an_overloaded_server_still_offers_the_smallest_size():
+    budget, fps = plan(cost(5.0), viewers=8)
+    assert (budget.max_width, budget.max_height) == (160, 120) and budget.max_fps >= 1
+    assert fps < MIN_FPS
+
+
+def test_costs_scale_with_pixels_from_the_nearest_measured_size():
+    costs = cost(0.04)
+    assert costs.per_frame(320, 240) == pytest.approx(0.01)
+    costs.observe(320, 240, 2, 0.03)  # a batch of two frames took 30 ms
+    assert costs.per_frame(320, 240) == pytest.approx(0.015)
+
+
+def test_fit_keeps_aspect_and_never_upscales():
+    box = Budget(640, 480, 30)
+    assert box.fit(1920, 1080) == (640, 360)
+    assert box.fit(1280, 960) == (640, 480)
+    assert box.fit(320, 240) == (320, 240)
+    assert box_shapes((640, 480)) == [(480, 640), (360, 640)]
+
+
+def test_planner_moves_with_viewers_and_does_not_flap_on_noise():
+    planner = BudgetPlanner(cost(0.03))
+    assert planner.update(1) is False  # one viewer: the budget it started with
+    one = planner.current
+    assert planner.update(4) and planner.current != one
+    assert planner.update(1) and planner.current == one
+    planner.costs.observe(640, 480, 1, 0.0295)  # slightly cheaper: not worth a change
+    assert planner.update() is False
+    assert planner.for_newcomer() == plan(planner.costs, 2)[0]
+    assert planner.current.message() == {
+        "event": "budget",
+        "max_width": one.max_width,
+        "max_height": one.max_height,
+        "max_fps": one.max_fps,
+    }
+
+
+class PinnedCost(CostModel):
+    """A cost model that ignores measurements: seconds per frame = per_pixel * pixels."""
+
+    def __init__(self, per_pixel: float) -> None:
+        super().__init__()
+        self.per_pixel = per_pixel
+
+    def observe(self, width: int, height: int, frames: int, seconds: float) -> None:
+        pass
+
+    def per_frame(self, width: int, height: int) -> float:
+        return self.per_pixel * width * height
+
+
+def is_budget(message: dict) -> bool:
+    return message.get("event") == "budget"
+
+
+async def nth_budget(viewer: Viewer, n: int, timeout: float = 10) -> dict:
+    """The n-th budget message a viewer got (waiting for it)."""
+    await viewer.wait_message(lambda m: sum(map(is_budget, viewer.messages)) >= n, timeout)
+    return [m for m in viewer.messages if is_budget(m)][n - 1]
+
+
+@pytest.fixture
+async def pinned_client(aiohttp_client, models_dir, tmp_path):
+    app = create_app(test_config(models_dir, tmp_path))
+    client = await aiohttp_client(app)
+
+    def pin(per_pixel: float) -> None:
+        app[BUDGET].costs = app[BATCHER].costs = PinnedCost(per_pixel)
+
+    return client, pin
+
+
+async def test_pages_get_a_budget_at_connect_and_when_viewers_join_or_leave(pinned_client):
+    client, pin = pinned_client
+    pin(2e-7)  # 640x480 costs 61 ms: one viewer gets 12 fps of it, two do not
+    config = await (await client.get("/api/config")).json()
+    assert config["budget"] == {
+        "event": "budget",
+        "max_width": 640,
+        "max_height": 480,
+        "max_fps": 12,
+    }
+    first, second = Viewer(), Viewer(seed=1)
+    try:
+        await first.connect(client)
+        alone = await nth_budget(first, 1)
+        assert (alone["max_width"], alone["max_height"]) == (640, 480)
+        await second.connect(client)
+        shared = await nth_budget(first, 2)
+        assert shared["max_width"] * shared["max_height"] < 640 * 480
+        assert await nth_budget(second, 1) == shared
+        await second.close()
+        assert await nth_budget(first, 3, timeout=30) == alone
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_frames_larger_than_the_budget_are_downscaled_before_the_model(pinned_client):
+    client, pin = pinned_client
+    pin(1e-5)  # so slow that only the smallest size is offered
+    viewer = Viewer(320, 240)  # a client that ignores the budget
+    try:
+        await viewer.connect(client)
+        budget = await viewer.wait_message(is_budget)
+        assert (budget["max_width"], budget["max_height"]) == (160, 120)
+        image = await viewer.latest_image()
+        assert image.shape == (120, 160, 3)
+    finally:
+        await viewer.close()

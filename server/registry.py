@@ -192,7 +192,8 @@ class StyleRegistry:
             name=info.name,
             variant=variant,
         )
-        stylizer.warm_up(64, 64, 1, compiled=False)  # the live shapes compile as they come
+        with torch.inference_mode():  # fail here on bad weights; live shapes compile at start-up
+            stylizer.eager(torch.zeros(1, 3, 64, 64, device=self.device, dtype=stylizer.dtype))
         return LoadedStyle(info=info, stylizer=stylizer, signature=signature)
 
     def _notify(self) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from webrtc_helpers import Viewer, test_config
+from webrtc_helpers import Viewer, pin_cost, test_config
 
 from server.app import create_app
 from server.budget import MIN_FPS, Budget, BudgetPlanner, CostModel, box_shapes, plan
-from server.keys import BATCHER, BUDGET
 
 
 def cost(seconds_per_frame_at_vga: float) -> CostModel:
@@ -69,20 +68,6 @@ def test_planner_moves_with_viewers_and_does_not_flap_on_noise():
     }
 
 
-class PinnedCost(CostModel):
-    """A cost model that ignores measurements: seconds per frame = per_pixel * pixels."""
-
-    def __init__(self, per_pixel: float) -> None:
-        super().__init__()
-        self.per_pixel = per_pixel
-
-    def observe(self, width: int, height: int, frames: int, seconds: float) -> None:
-        pass
-
-    def per_frame(self, width: int, height: int) -> float:
-        return self.per_pixel * width * height
-
-
 def is_budget(message: dict) -> bool:
     return message.get("event") == "budget"
 
@@ -98,10 +83,7 @@ async def pinned_client(aiohttp_client, models_dir, tmp_path):
     app = create_app(test_config(models_dir, tmp_path))
     client = await aiohttp_client(app)
 
-    def pin(per_pixel: float) -> None:
-        app[BUDGET].costs = app[BATCHER].costs = PinnedCost(per_pixel)
-
-    return client, pin
+    return client, lambda per_pixel: pin_cost(app, per_pixel)
 
 
 async def test_pages_get_a_budget_at_connect_and_when_viewers_join_or_leave(pinned_client):

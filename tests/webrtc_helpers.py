@@ -18,7 +18,9 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from av import VideoFrame
 
+from server.budget import CostModel
 from server.config import ServerConfig
+from server.keys import BATCHER, BUDGET
 
 
 def test_config(models_dir: Path, tmp_path: Path, **overrides: Any) -> ServerConfig:
@@ -38,6 +40,26 @@ def test_config(models_dir: Path, tmp_path: Path, **overrides: Any) -> ServerCon
 
 
 test_config.__test__ = False  # type: ignore[attr-defined] - not a pytest test
+
+
+class PinnedCost(CostModel):
+    """A cost model that ignores measurements: seconds per frame = per_pixel * pixels."""
+
+    def __init__(self, per_pixel: float) -> None:
+        super().__init__()
+        self.per_pixel = per_pixel
+
+    def observe(self, width: int, height: int, frames: int, seconds: float) -> None:
+        """Measurements are ignored: the test decides what frames cost."""
+
+    def per_frame(self, width: int, height: int) -> float:
+        """per_pixel * pixels."""
+        return self.per_pixel * width * height
+
+
+def pin_cost(app: web.Application, per_pixel: float) -> None:
+    """Make the app's send budget plan with a fixed cost (the next join or leave applies it)."""
+    app[BUDGET].costs = app[BATCHER].costs = PinnedCost(per_pixel)
 
 
 def pattern(width: int, height: int, seed: int = 0) -> np.ndarray:

@@ -149,7 +149,8 @@ function showStats(s) {
   ui.stats.textContent =
     `${displayName(s.style)} · ${s.fps_out.toFixed(1)} fps · ${s.latency_ms.toFixed(1)} ms in server ` +
     `(queue ${s.queue_ms.toFixed(1)} · model ${s.inference_ms.toFixed(1)}) · ` +
-    `strength ${Math.round(s.strength * 100)}% · ${s.dropped} dropped this second`;
+    `strength ${Math.round(s.strength * 100)}% · ${s.dropped} dropped this second` +
+    (s.size_in ? ` · camera arrives at ${s.size_in.replace("x", "×")}` : "");
   document.body.dataset.statsCount = String(Number(document.body.dataset.statsCount || 0) + 1);
   if (!state.activeStyle) styleApplied(s.style);
 }

@@ -151,6 +151,7 @@ async def run(
     marker: bool,
     threads: int | None = None,
     compile: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """One measurement: start the app, stream `peers` viewers, collect the numbers."""
     SERVER_OUT.clear()
@@ -158,7 +159,7 @@ async def run(
     config = ServerConfig(
         models_dir=models_dir,
         data_dir=models_dir.parent / "var",
-        device="cpu",
+        device=device,
         port=0,
         marker_bit=marker,
         threads=threads,
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, help="inference threads (default: all cores but one)"
     )
     parser.add_argument("--no-compile", action="store_true", help="eager model (no torch.compile)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (the server's device)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     markers = {"on": [True], "off": [False], "both": [True, False]}[args.marker]
@@ -234,12 +236,13 @@ def main(argv: list[str] | None = None) -> int:
                     marker,
                     args.threads,
                     not args.no_compile,
+                    args.device,
                 )
             )
             for peers in args.peers
             for marker in markers
         ]
-    json.dump({"variant": args.variant, "device": "cpu", "runs": runs}, sys.stdout, indent=2)
+    json.dump({"variant": args.variant, "device": args.device, "runs": runs}, sys.stdout, indent=2)
     print()
     return 0
 

@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -23,13 +24,25 @@ COMPILE_NICE = 19  # the compile thread's niceness (and that of the compilers it
 ShapeKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]
 
 
-def compile_model(model: nn.Module) -> nn.Module:
+def compile_model(
+    model: nn.Module, mode: str = "default"
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """torch.compile with static shapes: one graph per (batch, size) seen.
 
     Every style of a variant shares forward's code, so the program should raise dynamo's
-    recompile limit once (devices.configure_torch) to keep many shapes compiled.
+    recompile limit once (devices.configure_torch) to keep many shapes compiled. `mode` is
+    torch.compile's; with "reduce-overhead" (CUDA graphs) each call starts a new graph step,
+    since a stylized batch is copied out before the next call.
     """
-    return torch.compile(model, dynamic=False)  # type: ignore[return-value]
+    compiled = torch.compile(model, dynamic=False, mode=None if mode == "default" else mode)
+    if mode != "reduce-overhead":
+        return compiled  # type: ignore[return-value]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        torch.compiler.cudagraph_mark_step_begin()
+        return compiled(x)
+
+    return run
 
 
 class CompileWorker:
@@ -64,10 +77,14 @@ class BackgroundCompiled:
     """Calls the compiled model for shapes already compiled, the eager one otherwise."""
 
     def __init__(
-        self, model: nn.Module, name: str = "model", worker: CompileWorker | None = None
+        self,
+        model: nn.Module,
+        name: str = "model",
+        worker: CompileWorker | None = None,
+        mode: str = "default",
     ) -> None:
         self.eager = model
-        self.compiled = compile_model(model)
+        self.compiled = compile_model(model, mode)
         self.name = name
         self.failed = False
         self._own_worker = worker is None

@@ -16,6 +16,7 @@ from .devices import default_variant, resolve_device
 from .errors import InvalidInput
 from .style_folder import load_transformer, pick_variant, read_style
 from .transformer_net import TransformerNet
+from .tuning import Tuning, device_tuning
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +38,34 @@ class Stylizer:
         compiler: CompileWorker | None = None,
         name: str = "",
         variant: str = "",
+        tuning: Tuning | None = None,
     ) -> None:
         """compile: "off" (eager), "inline" (the first call of a shape compiles it), or
         "background" (eager serves a shape while `compiler`, or a thread of its own, compiles
-        it); default "inline" on CUDA, "off" on CPU. Thread counts are the program's to set."""
+        it); default "inline" on CUDA, "off" on CPU. Thread counts are the program's to set.
+        tuning: half dtype and torch.compile mode; default: what bench/gpu.sh measured as
+        fastest on this GPU model (stylefusion/data/cuda_tuning.json)."""
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.name = name
         self.variant = variant
         cuda = self.device.type == "cuda"
+        self.tuning = tuning or device_tuning(self.device)
         self.compile_mode: CompileMode = compile or ("inline" if cuda else "off")
+        if not self.tuning.compiled:
+            self.compile_mode = "off"
         if self.compile_mode not in COMPILE_MODES:
             raise InvalidInput(f"compile mode must be one of {COMPILE_MODES}, got {compile!r}")
         self.half = cuda if half is None else half
-        self.dtype = torch.float16 if self.half else torch.float32
+        self.dtype = self.tuning.torch_dtype if self.half else torch.float32
         model = model.eval().requires_grad_(False).to(self.device, self.dtype)
         if cuda:
             model = model.to(memory_format=torch.channels_last)
         self.eager: torch.nn.Module = model
         self.model: Callable[[torch.Tensor], torch.Tensor] = model
         if self.compile_mode == "background":
-            self.model = BackgroundCompiled(model, name or "model", compiler)
+            self.model = BackgroundCompiled(model, name or "model", compiler, self.tuning.mode)
         elif self.compile_mode == "inline":
-            self.model = compile_model(model)
+            self.model = compile_model(model, self.tuning.mode)
 
     def close(self) -> None:
         """Stop this stylizer's own compile thread, if it has one (a shared one stays)."""

@@ -8,7 +8,9 @@ import os
 import ssl
 from pathlib import Path
 
+from stylefusion.devices import DEVICE_CHOICES
 from stylefusion.errors import InvalidInput
+from stylefusion.transformer_net import VARIANTS
 
 from .config import ServerConfig
 
@@ -25,10 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="style folders")
     p.add_argument("--data-dir", type=Path, default=Path("var"), help="jobs, uploads, results")
     p.add_argument(
-        "--content-dir", type=Path, help="training photos for admin jobs (default DATA_DIR/content)"
+        "--content-dir", type=Path, help="training photos of admin jobs (default: shipped)"
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--variant", choices=("full", "lite"), help="default: lite on CPU, full on GPU")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--variant", choices=tuple(VARIANTS), help="default: lite on CPU, full on GPU")
     p.add_argument("--max-peers", type=int, default=8, help="live viewers at once (503 beyond)")
     p.add_argument("--max-batch", type=int, default=8, help="frames per model call at most")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="wait for more peers' frames")
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-jobs", type=int, default=1, help="background jobs running at once")
     p.add_argument("--max-clip-mb", type=float, default=512, help="largest clip upload (MiB)")
     p.add_argument("--max-image-mb", type=float, default=25, help="largest image upload (MiB)")
+    add_job_limits(p)
     p.add_argument("--no-marker-bit", action="store_true", help="keep aiortc's stock jitter buffer")
     p.add_argument(
         "--no-compile", action="store_true", help="run the model eager (no torch.compile)"
@@ -76,6 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_job_limits(p: argparse.ArgumentParser) -> None:
+    """Options of the admin jobs' limits (defaults from ServerConfig)."""
+    d = ServerConfig()
+    p.add_argument(
+        "--max-clip-seconds", type=float, default=d.max_clip_seconds, help="longest clip job"
+    )
+    p.add_argument(
+        "--max-clip-pixels", type=int, default=d.max_clip_pixels, help="largest clip frame"
+    )
+    p.add_argument(
+        "--job-retention-days",
+        type=float,
+        default=d.job_retention_days,
+        help="ended jobs and their files are removed after this many days",
+    )
+    p.add_argument(
+        "--min-free-disk-mb",
+        type=int,
+        default=d.min_free_disk_mb,
+        help="refuse uploads (507) when the data dir has less free space",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """Turn parsed arguments into a ServerConfig."""
     return ServerConfig(
@@ -94,6 +120,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_jobs=args.max_jobs,
         max_clip_bytes=int(args.max_clip_mb * MB),
         max_image_bytes=int(args.max_image_mb * MB),
+        max_clip_seconds=args.max_clip_seconds,
+        max_clip_pixels=args.max_clip_pixels,
+        job_retention_days=args.job_retention_days,
+        min_free_disk_mb=args.min_free_disk_mb,
         marker_bit=not args.no_marker_bit,
         threads=args.threads,
         compile=not args.no_compile,

@@ -16,7 +16,7 @@ class ServerConfig:
     port: int = 8080
     models_dir: Path = Path("models")
     data_dir: Path = Path("var")
-    content_dir: Path | None = None  # training photos for admin jobs (default: data_dir/content)
+    content_dir: Path | None = None  # training photos for admin jobs (default: the shipped set)
     device: str = "auto"
     variant: str | None = None
     max_peers: int = 8
@@ -27,6 +27,16 @@ class ServerConfig:
     max_jobs: int = 1
     max_clip_bytes: int = 512 * 2**20
     max_image_bytes: int = 25 * 2**20
+    max_clip_seconds: float = 15 * 60  # also enforced while transcoding (unknown durations)
+    max_clip_pixels: int = 3840 * 2160  # per frame, declared and decoded
+    max_image_pixels: int = 50_000_000
+    max_render_size: int = 2048  # longest side of an iterative render
+    max_render_iterations: int = 5000
+    max_train_size: int = 1024  # training crop side
+    probe_memory_mb: int = 1024  # address-space cap of the child process that probes uploads
+    min_free_disk_mb: int = 1024  # uploads are refused (507) when the data dir has less free
+    job_retention_days: float = 7.0  # finished jobs and their files are removed after this
+    retention_sweep_s: float = 3600.0  # how often the retention sweep runs (also at start)
     web_dir: Path = WEB_DIR
     marker_bit: bool = True  # complete video frames on the RTP marker bit (one frame less lag)
     rescan_interval_s: float = 2.0  # how often the models dir is polled for new styles

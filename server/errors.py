@@ -34,6 +34,30 @@ class NotFound(ServerError):
 
 
 class Conflict(ServerError):
-    """The request clashes with the current state (e.g. deleting the last style)."""
+    """The request clashes with the current state (last style, existing style, running job)."""
 
     status = 409
+
+
+class PayloadTooLarge(ServerError):
+    """A body, file or clip is over a configured limit (bytes, pixels, seconds)."""
+
+    status = 413
+
+
+class UnsupportedMedia(ServerError):
+    """The body or an uploaded file is of a kind the server does not accept or cannot decode."""
+
+    status = 415
+
+
+class Unprocessable(ServerError):
+    """A well-formed request with a missing or invalid field (bad number, unknown style)."""
+
+    status = 422
+
+
+class InsufficientStorage(ServerError):
+    """The data dir's disk is too full to take an upload."""
+
+    status = 507

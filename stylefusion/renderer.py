@@ -128,15 +128,22 @@ def validate_render_config(config: RenderConfig) -> None:
     for label, path in (("content image", config.content), ("style image", config.style_image)):
         if not Path(path).is_file():
             raise InvalidInput(f"{label} {path} does not exist")
+    check_render_settings(config)
+
+
+def check_render_settings(config: RenderConfig) -> None:
+    """Fail with InvalidInput if the numbers and choices cannot render (files not looked at)."""
     if config.optimizer not in OPTIMIZERS:
-        raise InvalidInput(f"unknown optimizer {config.optimizer!r}; choose lbfgs or adam")
+        raise InvalidInput(
+            f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+        )
     if config.init not in ("content", "noise"):
         raise InvalidInput(f"unknown init {config.init!r}; choose content or noise")
     if config.iterations < 1:
         raise InvalidInput(f"iterations must be at least 1, not {config.iterations}")
     if config.scales < 1 or config.size // 2 ** (config.scales - 1) < MIN_SIZE:
         raise InvalidInput(
-            f"size {config.size} with {config.scales} scales: every scale needs "
+            f"size {config.size} with {config.scales} scale(s): every scale needs "
             f"at least {MIN_SIZE} px (and scales >= 1)"
         )
     weights = (config.content_weight, config.style_weight, config.tv_weight)

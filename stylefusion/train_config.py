@@ -73,6 +73,16 @@ class TrainResult:
 
 def validate_config(config: TrainConfig) -> None:
     """Fail with InvalidInput before any work if the config cannot make a style."""
+    check_train_settings(config)
+    if not Path(config.style_image).is_file():
+        raise InvalidInput(f"style image {config.style_image} does not exist")
+    if not Path(config.content_dir).is_dir():
+        raise InvalidInput(f"content folder {config.content_dir} does not exist")
+    _check_existing_style(config)
+
+
+def check_train_settings(config: TrainConfig) -> None:
+    """Fail with InvalidInput if name, budget, variant or numbers are unusable (files unread)."""
     validate_name(config.name)
     if config.steps is not None and config.seconds is not None:
         raise InvalidInput("give a step budget or a seconds budget, not both")
@@ -85,11 +95,6 @@ def validate_config(config: TrainConfig) -> None:
             f"unknown variant {config.variant!r}; choose one of {', '.join(VARIANTS)}"
         )
     _check_numbers(config)
-    if not Path(config.style_image).is_file():
-        raise InvalidInput(f"style image {config.style_image} does not exist")
-    if not Path(config.content_dir).is_dir():
-        raise InvalidInput(f"content folder {config.content_dir} does not exist")
-    _check_existing_style(config)
 
 
 def _check_numbers(config: TrainConfig) -> None:
@@ -131,9 +136,22 @@ def _check_existing_style(config: TrainConfig) -> None:
 
 
 def plain_value(value: Any) -> Any:
-    """A JSON-ready form of a config value."""
+    """A JSON-ready form of a config value; paths never as this machine's absolute path."""
     if isinstance(value, Path):
-        return str(value)
+        return portable_path(value)
     if isinstance(value, TransformerConfig):
         return value.to_dict()
     return value
+
+
+def portable_path(path: Path) -> str:
+    """A path for meta.json: relative to the working folder when inside it, else its name.
+
+    Style folders are copied between machines; an absolute path would leak and mean nothing there.
+    """
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return path.name

@@ -112,7 +112,7 @@ def stylize_video(
     results: list[VideoResult] = []
 
     def write(tmp: Path) -> None:
-        with open_input(input) as source, _open_output(tmp) as sink:
+        with open_input(input, config.max_pixels) as source, _open_output(tmp) as sink:
             results.append(_Transcoder(source, sink, info, config, stylizer).run(progress, cancel))
 
     atomic_write(Path(output), write)
@@ -130,9 +130,12 @@ def _open_output(path: Path) -> OutputContainer:
 class _Timestamps:
     """Per-frame timestamps like FFmpeg's best_effort_timestamp, forced strictly increasing."""
 
-    def __init__(self, offset: int, source_tb: Fraction | None, output_tb: Fraction) -> None:
+    def __init__(
+        self, offset: int, source_tb: Fraction | None, output_tb: Fraction, rate: Fraction
+    ) -> None:
         self.offset = offset  # the container's start time, in source ticks
         self.scale = Fraction(source_tb or output_tb) / output_tb  # source ticks -> output ticks
+        self.step = max(1, round(1 / (rate * output_tb)))  # one frame, for frames without times
         self.faulty_pts = self.faulty_dts = 0
         self.last_pts: int | None = None
         self.last_dts: int | None = None
@@ -148,8 +151,8 @@ class _Timestamps:
             self.last_pts = pts
         use_pts = pts is not None and (dts is None or self.faulty_pts <= self.faulty_dts)
         chosen = pts if use_pts else dts
-        if chosen is None:
-            ts = 0 if self.last_out is None else self.last_out + 1
+        if chosen is None:  # raw streams (.h264) carry no times: one frame after the last
+            ts = 0 if self.last_out is None else self.last_out + self.step
         else:
             ts = round((chosen - self.offset) * self.scale)
         if self.last_out is not None and ts <= self.last_out:
@@ -229,8 +232,13 @@ class _Transcoder:
         self.vout = self._add_video_stream()
         offset_us = source.start_time or 0
         self.timestamps = _Timestamps(
-            _ticks(offset_us, self.vin.time_base), self.vin.time_base, self._time_base()
+            _ticks(offset_us, self.vin.time_base),
+            self.vin.time_base,
+            self._time_base(),
+            frame_rate(self.vin),
         )
+        self.bytes = _file_size(source)  # progress by bytes read when the frame count is unknown
+        self.pos = 0  # furthest byte position read so far
         audio = source.streams.audio
         self.audio = _AudioPath(audio[0], sink, offset_us) if audio else None
         self.total = info.frames
@@ -263,7 +271,7 @@ class _Transcoder:
 
     def run(self, progress: ProgressCallback | None, cancel: CancelFlag | None) -> VideoResult:
         """Decode, stylize and encode everything; the result's output and seconds are left 0."""
-        meter = RateMeter(self.total)
+        meter = RateMeter(self.total or self.bytes)
         streams = [self.vin] + ([self.audio.source] if self.audio else [])
         try:
             for packet in self.source.demux(*streams):
@@ -271,12 +279,13 @@ class _Transcoder:
                 if len(self.batch) >= self.config.batch_size:
                     check_cancel(cancel)
                     self._flush_batch()
-                    _report(progress, meter, self.frames, self.total)
+                    self._report(progress, meter, packet.pos)
         except av.FFmpegError as exc:  # a broken container: keep what was read so far
             log.warning("input ends early (%s); keeping %d frames", ffmpeg_reason(exc), self.frames)
         check_cancel(cancel)
         self._finish()
-        _report(progress, meter, self.frames, self.frames)
+        if progress is not None:
+            progress(Progress(done=self.frames, total=self.frames, eta_s=0.0))
         skipped = self.skipped + (self.audio.skipped if self.audio else 0)
         return VideoResult(Path(), self.frames, 0.0, self.audio is not None, skipped)
 
@@ -288,14 +297,62 @@ class _Transcoder:
         try:
             frames = packet.decode()
         except av.FFmpegError as exc:
+            self._check_declared()  # a picture over max_pixels fails to decode: say why
             self.skipped += 1
             log.warning(
                 "skipping a damaged video packet at %s: %s", _when(packet), ffmpeg_reason(exc)
             )
             return
         for frame in frames:
+            self._check_frame(frame)
             self.batch_pts.append(self.timestamps(frame.pts, frame.dts))
+            self._check_duration()
             self.batch.append(self._upright_rgb(frame))
+
+    def _check_frame(self, frame: av.VideoFrame) -> None:
+        """MediaTooLarge for a frame over the pixel limit (sizes may change mid-clip)."""
+        limit = self.config.max_pixels
+        if limit is not None and frame.width * frame.height > limit:
+            raise MediaTooLarge(
+                f"frame {self.frames + len(self.batch) + 1} is {frame.width}x{frame.height}; "
+                f"the limit is {limit} pixels per frame"
+            )
+
+    def _check_declared(self) -> None:
+        """MediaTooLarge if the decoder's current headers declare frames over the limit."""
+        codec, limit = self.vin.codec_context, self.config.max_pixels
+        if limit is not None and (codec.width or 0) * (codec.height or 0) > limit:
+            raise MediaTooLarge(
+                f"the clip switches to {codec.width}x{codec.height} frames after "
+                f"{self.frames + len(self.batch)} frames; the limit is {limit} pixels per frame"
+            )
+
+    def _check_duration(self) -> None:
+        """MediaTooLarge once the clip runs past max_duration_s (its length may be unknown)."""
+        limit = self.config.max_duration_s
+        last = self.timestamps.last_out or 0
+        if limit is not None and last * self.vout.codec_context.time_base > limit:
+            raise MediaTooLarge(
+                f"the clip runs longer than the limit of {limit:g} s; "
+                f"stopped after {self.frames + len(self.batch)} frames"
+            )
+
+    def _report(self, progress: ProgressCallback | None, meter: RateMeter, pos: int | None) -> None:
+        """Frames done of the known total; of an unknown one, bytes read of the file's size."""
+        if pos is not None and pos >= 0:  # the packets that flush the decoders have no position
+            self.pos = max(self.pos, pos)
+        if progress is None:
+            return
+        if self.total:
+            done, total = self.frames, max(self.total, self.frames + 1)  # done only at the end
+        elif self.bytes:
+            done, total = min(self.pos, self.bytes - 1), self.bytes
+        else:
+            done, total = 0, 0  # nothing honest to say: fraction 0, no ETA
+        meter.total = total
+        rate, eta = meter.report(done) if total else (None, None)
+        fps = rate if self.total else None  # a rate of bytes is no frame rate
+        progress(Progress(done=done, total=total, eta_s=eta, rate=fps))
 
     def _upright_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """(H, W, 3) uint8 RGB at the output size, turned as its display rotation asks."""
@@ -342,11 +399,9 @@ def _ticks(microseconds: int, time_base: Fraction | None) -> int:
     return round(Fraction(microseconds, av.time_base) / time_base)
 
 
-def _report(progress: ProgressCallback | None, meter: RateMeter, done: int, total: int) -> None:
-    """Send one progress report (frames done of the estimated total, fps, ETA)."""
-    if progress is None:
-        return
-    total = max(total, done)
-    meter.total = total
-    rate, eta = meter.report(done)
-    progress(Progress(done=done, total=total, eta_s=eta, rate=rate))
+def _file_size(container: InputContainer) -> int:
+    """The input file's size in bytes (0 if unknown)."""
+    try:
+        return Path(container.name).stat().st_size
+    except (OSError, TypeError):
+        return 0

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from server.config import ServerConfig
 from server.jobs import setup_jobs
 from server.keys import CONFIG, JOB_RUNNER
+from server.middleware import error_middleware
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,13 +30,19 @@ def jobs_config(
     """A CPU server config whose data dir holds a copy of the tiny content photos."""
     data_dir = tmp_path / "var"
     shutil.copytree(content_dir, data_dir / "content")
-    fields = {"models_dir": models_dir, "data_dir": data_dir, "device": "cpu", "admin_token": TOKEN}
+    fields = {
+        "models_dir": models_dir,
+        "data_dir": data_dir,
+        "content_dir": data_dir / "content",
+        "device": "cpu",
+        "admin_token": TOKEN,
+    }
     return ServerConfig(**(fields | {"compile": False} | changes))
 
 
 def jobs_app(config: ServerConfig, checkpoint_every_s: float | None = None) -> web.Application:
     """An app with only the job routes (the live parts are tested elsewhere)."""
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])
     app[CONFIG] = config
     setup_jobs(app)
     if checkpoint_every_s is not None:

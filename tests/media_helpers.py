@@ -155,3 +155,128 @@ def make_photo(path: Path, width: int = 40, height: int = 24, seed: int = 0) -> 
     img = np.clip(img.astype(int) + rng.integers(-10, 10, img.shape), 0, 255).astype(np.uint8)
     Image.fromarray(img).save(path)
     return path
+
+
+def make_h264(
+    path: Path,
+    frames: int = 3,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    declared: tuple[int, int] | None = None,
+    fps: int = 25,
+) -> Path:
+    """A raw Annex-B H.264 stream (no container, so no duration); `declared` rewrites its SPS
+    to claim another frame size (width, height) without changing the coded pictures."""
+    with av.open(str(path), "w", format="h264") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.codec_context.width, video.codec_context.height = width, height
+        video.codec_context.pix_fmt = "yuv420p"
+        video.codec_context.options = {"profile": "baseline", "preset": "ultrafast"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(moving_frame(i, width, height), format="rgb24")
+            out.mux(video.encode(frame.reformat(format="yuv420p")))
+        out.mux(video.encode(None))
+    if declared is not None:
+        path.write_bytes(_redeclare(path.read_bytes(), *declared))
+    return path
+
+
+def _redeclare(stream: bytes, width: int, height: int) -> bytes:
+    """Annex-B bytes whose sequence parameter sets claim width x height (multiples of 16)."""
+    nals = stream.split(b"\x00\x00\x01")
+    for i, nal in enumerate(nals):
+        if nal and nal[0] & 0x1F == 7:  # SPS
+            body = _rbsp(nal[1:].rstrip(b"\x00"))
+            nals[i] = nal[:1] + _escape(_sps_with_size(body, width // 16, height // 16)) + b"\x00"
+    return b"\x00\x00\x01".join(nals)
+
+
+def _rbsp(data: bytes) -> bytes:
+    return data.replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+def _escape(data: bytes) -> bytes:
+    out = bytearray()
+    zeros = 0
+    for byte in data:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)
+
+
+class _Bits:
+    """Read bits and Exp-Golomb codes from a byte string; write them to a list of bits."""
+
+    def __init__(self, data: bytes) -> None:
+        self.bits = [(b >> (7 - k)) & 1 for b in data for k in range(8)]
+        self.pos = 0
+        self.out: list[int] = []
+
+    def u(self, n: int, copy: bool = True) -> int:
+        value = 0
+        for _ in range(n):
+            value = value * 2 + self.bits[self.pos]
+            self.pos += 1
+        if copy:
+            self.put(value, n)
+        return value
+
+    def ue(self, copy: bool = True) -> int:
+        zeros = 0
+        while self.bits[self.pos + zeros] == 0:
+            zeros += 1
+        self.pos += zeros
+        value = self.u(zeros + 1, copy=False) - 1
+        if copy:
+            self.put_ue(value)
+        return value
+
+    def put(self, value: int, n: int) -> None:
+        self.out += [(value >> (n - 1 - k)) & 1 for k in range(n)]
+
+    def put_ue(self, value: int) -> None:
+        n = (value + 1).bit_length()
+        self.put(0, n - 1)
+        self.put(value + 1, n)
+
+
+def _sps_with_size(rbsp: bytes, mbs_wide: int, mbs_high: int) -> bytes:
+    """A baseline-profile SPS with new picture size in macroblocks and no cropping."""
+    b = _Bits(rbsp)
+    profile = b.u(8)
+    assert profile == 66, "make_h264 writes baseline-profile streams"
+    b.u(16)  # constraint flags, level
+    b.ue()  # sps id
+    b.ue()  # log2_max_frame_num - 4
+    if b.ue() == 0:  # pic_order_cnt_type
+        b.ue()
+    b.ue()  # max_num_ref_frames
+    b.u(1)  # gaps_in_frame_num_allowed
+    b.ue(copy=False)
+    b.ue(copy=False)
+    b.put_ue(mbs_wide - 1)
+    b.put_ue(mbs_high - 1)
+    if b.u(1) == 0:  # frame_mbs_only
+        b.u(1)
+    b.u(1)  # direct_8x8_inference
+    if b.u(1, copy=False):  # frame_cropping: dropped
+        for _ in range(4):
+            b.ue(copy=False)
+    b.put(0, 1)
+    stop = len(b.bits) - 1 - b.bits[::-1].index(1)
+    b.out += b.bits[b.pos : stop] + [1]
+    b.out += [0] * (-len(b.out) % 8)
+    return bytes(int("".join(map(str, b.out[i : i + 8])), 2) for i in range(0, len(b.out), 8))
+
+
+def make_growing_h264(path: Path, small: int = 64, declared: int = 16000) -> Path:
+    """Raw H.264: 6 s of small x small frames (past FFmpeg's probing), then declared^2 ones."""
+    first = make_h264(path.with_suffix(".a.h264"), 150, small, small)
+    second = make_h264(path.with_suffix(".b.h264"), 2, small, small, (declared, declared))
+    path.write_bytes(first.read_bytes() + second.read_bytes())
+    first.unlink()
+    second.unlink()
+    return path

@@ -38,6 +38,7 @@ async def test_every_jobs_call_needs_the_token(
         ("GET", "/api/jobs/abc"),
         ("GET", "/api/jobs/abc/result"),
         ("POST", "/api/jobs/abc/cancel"),
+        ("DELETE", "/api/jobs/abc"),
         ("POST", "/api/jobs/train"),
         ("POST", "/api/jobs/video"),
         ("POST", "/api/jobs/render"),
@@ -86,6 +87,28 @@ async def test_train_job_makes_a_style_with_losses_and_previews(
     assert again.status == 409 and "overwrite" in (await again.json())["error"]
     listing = await (await client.get("/api/jobs", headers=AUTH)).json()
     assert [j["id"] for j in listing] == [job_id]
+
+
+async def test_a_painting_a_name_and_a_budget_train_on_the_shipped_photos(
+    aiohttp_client, tmp_path: Path, models_dir: Path
+) -> None:
+    config = ServerConfig(
+        models_dir=models_dir,
+        data_dir=tmp_path / "var",
+        device="cpu",
+        admin_token="test-admin-token",
+        compile=False,
+    )
+    client = await _client(aiohttp_client, config)
+    style = make_style_image(tmp_path / "painting.png", seed=5)
+    fields = {"name": "fresh", "steps": "2", "size": "32", "batch_size": "2"}
+    job_id = await submit(client, "train", form({"style_image": style}, **fields))
+    done = await wait_job(client, job_id)
+    assert done["state"] == "done", done
+    meta = json.loads((models_dir / "fresh" / "meta.json").read_text())
+    recorded = meta["variants"]["lite"]["training"]["config"]
+    assert recorded["content_dir"] and str(tmp_path) not in json.dumps(meta)
+    assert [v for v in recorded.values() if isinstance(v, str) and v.startswith("/")] == []
 
 
 async def test_video_job_gives_a_stylized_mp4_with_sound(

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from server.jobs import store as store_module
+from server.jobs.params import RenderParams, TrainParams, VideoParams
 from server.jobs.store import JobStore
+
+
+def _train(name: str = "x") -> TrainParams:
+    return TrainParams(name=name, variant="lite", style_image="style_image-0.png")
 
 
 @pytest.fixture
@@ -16,8 +21,9 @@ def store(tmp_path: Path) -> JobStore:
 
 
 def test_a_job_goes_from_queued_to_done(store: JobStore) -> None:
-    created = store.create("render", {"size": 48})
+    created = store.create(RenderParams(size=48))
     assert created.state == "queued" and created.progress == 0
+    assert created.kind == "render" and created.params == RenderParams(size=48)
     claimed = store.claim(worker_pid=123)
     assert claimed is not None and claimed.id == created.id
     assert claimed.state == "running" and claimed.attempts == 1 and claimed.worker_pid == 123
@@ -25,25 +31,25 @@ def test_a_job_goes_from_queued_to_done(store: JobStore) -> None:
     mid = store.get(created.id)
     assert mid is not None and mid.progress == 0.5 and mid.eta_s == 3.0
     assert mid.metrics == {"loss": 2.0}
-    store.finish(created.id, "done", result="/x/result.png")
+    store.finish(created.id, "done", result="result.png")
     done = store.get(created.id)
     assert done is not None and done.state == "done" and done.progress == 1
-    assert done.result == "/x/result.png" and done.finished is not None
+    assert done.result == "result.png" and done.finished is not None
 
 
 def test_jobs_are_claimed_oldest_first_and_only_once(tmp_path: Path) -> None:
     first = JobStore(tmp_path / "var")
     second = JobStore(tmp_path / "var")  # another process opening the same database
-    a = first.create("video", {})
-    b = first.create("train", {})
+    a = first.create(VideoParams(style="alpha"))
+    b = first.create(_train())
     assert [j.id for j in first.list()] == [b.id, a.id]
     got = [first.claim(1), second.claim(2), second.claim(2)]
     assert [j.id if j else None for j in got] == [a.id, b.id, None]
 
 
 def test_cancel_stops_queued_jobs_at_once_and_flags_running_ones(store: JobStore) -> None:
-    running = store.create("train", {"name": "x"})
-    queued = store.create("render", {})
+    running = store.create(_train())
+    queued = store.create(RenderParams())
     store.claim(1)
     store.request_cancel(queued.id)
     store.request_cancel(running.id)
@@ -53,7 +59,7 @@ def test_cancel_stops_queued_jobs_at_once_and_flags_running_ones(store: JobStore
 
 
 def test_requeue_puts_a_running_job_back(store: JobStore) -> None:
-    job = store.create("train", {"name": "x"})
+    job = store.create(_train())
     store.claim(7)
     assert [j.id for j in store.running(worker_pid=7)] == [job.id]
     store.requeue(job.id)
@@ -65,7 +71,7 @@ def test_requeue_puts_a_running_job_back(store: JobStore) -> None:
 
 def test_loss_history_is_kept_and_thinned(store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "MAX_HISTORY", 10)
-    job = store.create("train", {"name": "x"})
+    job = store.create(_train())
     for step in range(1, 46):
         store.report(job.id, step / 45, None, {"loss": 1000.0 / step}, step)
     history = store.history(job.id)
@@ -75,8 +81,8 @@ def test_loss_history_is_kept_and_thinned(store: JobStore, monkeypatch: pytest.M
 
 
 def test_active_jobs_can_be_found_by_style_name(store: JobStore) -> None:
-    job = store.create("train", {"name": "monet"})
-    store.create("train", {"name": "other"})
+    job = store.create(_train("monet"))
+    store.create(_train("other"))
     assert [j.id for j in store.active_with("train", "name", "monet")] == [job.id]
     store.claim(1)
     store.finish(job.id, "failed", error="boom")
@@ -87,3 +93,30 @@ def test_settings_are_shared_between_store_handles(tmp_path: Path) -> None:
     JobStore(tmp_path / "var").set_setting("live_peers", "2")
     assert JobStore(tmp_path / "var").setting("live_peers") == "2"
     assert JobStore(tmp_path / "var").setting("missing", "0") == "0"
+
+
+def test_ended_jobs_can_be_removed_with_their_files_but_not_running_ones(store: JobStore) -> None:
+    running, ended = store.create(_train("a")), store.create(_train("b"))
+    store.claim(1)
+    store.claim(1)
+    store.finish(ended.id, "failed", error="boom")
+    for job in (running, ended):
+        store.job_dir(job.id).mkdir()
+        (store.job_dir(job.id) / "upload").write_bytes(b"x")
+    assert not store.remove(running.id) and store.job_dir(running.id).is_dir()
+    assert store.remove(ended.id)
+    assert store.get(ended.id) is None and not store.job_dir(ended.id).exists()
+    assert store.get(running.id) is not None
+
+
+def test_the_sweep_removes_only_jobs_that_ended_long_enough_ago(store: JobStore) -> None:
+    old, fresh = store.create(_train("a")), store.create(_train("b"))
+    queued = store.create(_train())
+    for job in (old, fresh):
+        store.claim(1)
+        store.finish(job.id, "done", result="x/meta.json")
+    with store._connect() as db:
+        db.execute("UPDATE jobs SET finished = finished - 8 * 86400 WHERE id = ?", (old.id,))
+    assert store.sweep(7 * 86400) == 1
+    assert store.get(old.id) is None
+    assert store.get(fresh.id) is not None and store.get(queued.id) is not None

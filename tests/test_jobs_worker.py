@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from server.jobs import worker
+from server.jobs.params import TrainParams
 from server.jobs.sink import PEERS_SETTING, StoreSink
 from server.jobs.store import JobStore
 from server.jobs.worker import JobContext, WorkerSettings
@@ -22,7 +23,7 @@ def store(tmp_path: Path) -> JobStore:
 
 
 def _context(store: JobStore, tmp_path: Path) -> tuple[JobContext, threading.Event]:
-    job = store.create("train", {"name": "x"})
+    job = store.create(TrainParams(name="x", variant="lite"))
     claimed = store.claim(1)
     assert claimed is not None and claimed.id == job.id
     stop = threading.Event()
@@ -74,10 +75,10 @@ def test_a_style_this_job_already_wrote_counts_as_its_result(tmp_path: Path) -> 
     from stylefusion.style_folder import save_transformer
     from stylefusion.transformer_net import TransformerNet
 
-    folder, checkpoint = tmp_path / "models" / "mine", tmp_path / "jobs" / "j1" / "checkpoint.pt"
-    training = {"config": {"checkpoint_path": str(checkpoint)}}
+    folder, command = tmp_path / "models" / "mine", "stylefusion-server job j1"
+    training = {"config": {}, "command": command}
     save_transformer(folder, "lite", TransformerNet(TINY), name="mine", training=training)
-    assert worker.finished_earlier(folder, "lite", checkpoint) == folder / "meta.json"
-    assert worker.finished_earlier(folder, "lite", tmp_path / "other.pt") is None
-    assert worker.finished_earlier(folder, "full", checkpoint) is None
-    assert worker.finished_earlier(tmp_path / "models" / "none", "lite", checkpoint) is None
+    assert worker.finished_earlier(folder, "lite", command)
+    assert not worker.finished_earlier(folder, "lite", "stylefusion-server job j2")
+    assert not worker.finished_earlier(folder, "full", command)
+    assert not worker.finished_earlier(tmp_path / "models" / "none", "lite", command)

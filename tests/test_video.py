@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from media_helpers import HEIGHT, WIDTH, make_clip, make_song, moving_frame, read_clip
+from media_helpers import (
+    HEIGHT,
+    WIDTH,
+    make_clip,
+    make_growing_h264,
+    make_h264,
+    make_song,
+    moving_frame,
+    read_clip,
+)
 
 from stylefusion.errors import Cancelled, InvalidInput, MediaError
 from stylefusion.progress import Progress
@@ -179,3 +189,43 @@ def test_output_must_not_be_the_input(tmp_path: Path, config: VideoConfig) -> No
     source = make_clip(tmp_path / "in.mp4", frames=3, audio=None)
     with pytest.raises(InvalidInput, match="must not be the input"):
         stylize_video(source, source, config)
+
+
+def test_a_frame_size_over_the_limit_mid_clip_fails_the_clip(
+    tmp_path: Path, config: VideoConfig
+) -> None:
+    """First frames 64x64, then headers declaring 16000x16000: refused, nothing written."""
+    source = make_growing_h264(tmp_path / "grows.h264", small=64, declared=16000)
+    assert probe_video(source, max_pixels=3840 * 2160).width == 64  # the start looks harmless
+    limited = replace(config, max_pixels=3840 * 2160)
+    with pytest.raises(MediaTooLarge, match="16000x16000"):
+        stylize_video(source, tmp_path / "out.mp4", limited)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_clip_of_unknown_length_stops_at_the_duration_limit(
+    tmp_path: Path, config: VideoConfig
+) -> None:
+    source = make_h264(tmp_path / "long.h264", frames=30, fps=10)  # 3 s, but no duration stored
+    info = probe_video(source, max_duration_s=1.0)
+    assert info.duration_s is None and info.frames is None
+    reports: list[Progress] = []
+    limited = replace(config, max_duration_s=1.0)
+    with pytest.raises(MediaTooLarge, match="longer than the limit of 1 s"):
+        stylize_video(source, tmp_path / "out.mp4", limited, progress=reports.append)
+    assert reports and all(r.fraction < 1.0 for r in reports)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_clip_of_unknown_length_reports_honest_progress_and_keeps_its_timing(
+    tmp_path: Path, config: VideoConfig
+) -> None:
+    source = make_h264(tmp_path / "short.h264", frames=12, fps=10)
+    reports: list[Progress] = []
+    result = stylize_video(source, tmp_path / "out.mp4", config, progress=reports.append)
+    running, last = reports[:-1], reports[-1]
+    assert running and all(r.fraction < 1.0 for r in running)
+    assert [r.fraction for r in running] == sorted(r.fraction for r in running)
+    assert last.fraction == 1.0 and result.frames == 12
+    times = read_clip(result.output).times
+    assert times[-1] == pytest.approx(1.1, abs=0.02)  # 10 fps kept, not one tick apart

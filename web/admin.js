@@ -112,18 +112,25 @@ function suggestName(file) {
     .replace(/^-+|-+$/g, "").slice(0, 40);
 }
 
+// Plain fields go first, files last: the server checks the fields before it stores any file.
 function formBody(form) {
-  const data = new FormData();
+  const fields = [];
+  const files = [];
   for (const [key, value] of new FormData(form)) {
-    if (value instanceof File ? value.size === 0 && !value.name : value === "") continue;
-    if (value instanceof File && !value.name) continue;
-    data.append(key, value);
+    if (value instanceof File) {
+      if (value.name) files.push([key, value]);
+    } else if (value !== "") {
+      fields.push([key, value]);
+    }
   }
+  const data = new FormData();
+  for (const [key, value] of fields) data.append(key, value);
   if (form.dataset.kind === "train") {
     data.set(data.get("budget") || "steps", data.get("budget_value") || "");
     data.delete("budget");
     data.delete("budget_value");
   }
+  for (const [key, value] of files) data.append(key, value);
   return data;
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
@@ -9,15 +11,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from stylefusion.content import default_photos_dir
 from stylefusion.devices import cpu_count, default_variant, resolve_device
 
 from ..config import ServerConfig
-from ..keys import ADMIN_TOKEN, CONFIG, JOB_RUNNER, JOB_STORE, PEERS, REGISTRY
-from .api import JobsApi, error
+from ..errors import NotFound
+from ..keys import ADMIN_TOKEN, CONFIG, JOB_RUNNER, JOB_STORE, PEERS
+from .api import JobsApi
 from .auth import load_token, require_token
 from .runner import JobRunner
 from .store import JobStore
-from .uploads import UploadLimits
 from .worker import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -26,13 +29,17 @@ ADMIN_ASSETS = {"admin.js": "application/javascript", "admin.css": "text/css"}
 
 
 def setup_jobs(app: web.Application) -> None:
-    """Add /admin and /api/jobs* to the app, and a cleanup context running the job worker."""
+    """Add /admin and /api/jobs* to the app, and cleanup contexts for the runner and retention.
+
+    New styles go live through the registry's poll of the models dir (works across processes
+    and machines sharing that dir), so the runners do not announce them.
+    """
     config = app[CONFIG]
     store = JobStore(config.data_dir)
     token = load_token(config.admin_token, config.data_dir)
     variant = default_variant(resolve_device(config.device))
     settings = worker_settings(config)
-    api = JobsApi(store, config.models_dir, upload_limits(config), variant, settings.content_dir)
+    api = JobsApi(store, config, variant, settings.content_dir)
     runner = make_runner(config, store, settings, app)
     api.on_submit = runner.wake
     app[JOB_STORE] = store
@@ -40,13 +47,14 @@ def setup_jobs(app: web.Application) -> None:
     app[JOB_RUNNER] = runner
     _add_routes(app, api, token, Path(config.web_dir))
     app.cleanup_ctx.append(_runner_ctx)
+    app.cleanup_ctx.append(_retention_ctx)
 
 
 def make_runner(
     config: ServerConfig, store: JobStore, settings: WorkerSettings, app: web.Application
 ) -> JobRunner:
     """The job runner of the configured backend: a local worker process, or Ray actors."""
-    hooks = {"on_style": partial(_rescan, app), "live_peers": partial(_live_peers, app)}
+    hooks = {"live_peers": partial(_live_peers, app)}
     if config.jobs_backend == "ray":
         from .ray_backend import RayRunner  # ray is an optional extra, imported only here
 
@@ -56,27 +64,17 @@ def make_runner(
     return JobRunner(store, settings, workers=config.max_jobs, **hooks)
 
 
-def upload_limits(config: ServerConfig) -> UploadLimits:
-    """Upload limits from the server config (extra fields are optional)."""
-    defaults = UploadLimits()
-    return UploadLimits(
-        clip_bytes=config.max_clip_bytes,
-        image_bytes=config.max_image_bytes,
-        clip_seconds=getattr(config, "max_clip_seconds", defaults.clip_seconds),
-        clip_pixels=getattr(config, "max_clip_pixels", defaults.clip_pixels),
-    )
-
-
 def worker_settings(config: ServerConfig) -> WorkerSettings:
     """Worker settings: same dirs and device, half the CPU cores at most, lowest priority."""
-    content = config.content_dir or Path(config.data_dir) / "content"
+    content = config.content_dir or default_photos_dir()
     return WorkerSettings(
         data_dir=Path(config.data_dir).resolve(),
         models_dir=Path(config.models_dir).resolve(),
         device=config.device,
         threads=max(1, cpu_count() // 2),
         content_dir=Path(content).resolve(),
-        checkpoint_every_s=getattr(config, "checkpoint_every_s", 30.0),
+        clip_seconds=config.max_clip_seconds,
+        clip_pixels=config.max_clip_pixels,
     )
 
 
@@ -92,6 +90,7 @@ def _add_routes(app: web.Application, api: JobsApi, token: str, web_dir: Path) -
     app.router.add_get("/api/jobs/{id}/result", guard(api.result))
     app.router.add_get("/api/jobs/{id}/preview", guard(api.preview))
     app.router.add_post("/api/jobs/{id}/cancel", guard(api.cancel))
+    app.router.add_delete("/api/jobs/{id}", guard(api.delete))
 
 
 async def _admin_page(web_dir: Path, request: web.Request) -> web.StreamResponse:
@@ -103,11 +102,34 @@ async def _admin_asset(web_dir: Path, request: web.Request) -> web.StreamRespons
     """GET /admin/admin.js and /admin/admin.css."""
     asset = request.match_info["asset"]
     if asset not in ADMIN_ASSETS:
-        return error(404, "not found")
+        raise NotFound("not found")
     return web.FileResponse(
         web_dir / asset,
         headers={"Content-Type": ADMIN_ASSETS[asset], "Cache-Control": "no-cache"},
     )
+
+
+async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Remove ended jobs older than --job-retention-days at start, then periodically."""
+    config, store = app[CONFIG], app[JOB_STORE]
+    max_age_s = config.job_retention_days * 86400
+
+    async def sweep_forever() -> None:
+        while True:
+            try:
+                removed = await asyncio.to_thread(store.sweep, max_age_s)
+            except Exception:
+                log.exception("job retention sweep failed")
+            else:
+                if removed:
+                    log.info("retention: removed %d ended job(s)", removed)
+            await asyncio.sleep(config.retention_sweep_s)
+
+    task = asyncio.create_task(sweep_forever(), name="job-retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -115,14 +137,6 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     await runner.start()
     yield
     await runner.stop()
-
-
-async def _rescan(app: web.Application, name: str) -> None:
-    """A training job finished: let the live registry pick the new style up now."""
-    registry = app.get(REGISTRY)
-    if registry is not None:
-        log.info("style %s trained; rescanning the registry", name)
-        await registry.rescan()
 
 
 def _live_peers(app: web.Application) -> int:

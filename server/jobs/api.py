@@ -1,8 +1,9 @@
-"""HTTP handlers of /api/jobs*: submit, list, inspect, cancel, fetch results and previews."""
+"""HTTP handlers of /api/jobs*: submit, list, inspect, cancel, delete, results and previews."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 from collections.abc import Callable
@@ -12,32 +13,44 @@ from typing import Any
 from aiohttp import web
 
 from stylefusion.errors import InvalidInput
-from stylefusion.style_folder import resolve_style, validate_name
+from stylefusion.images import is_image_file
+from stylefusion.style_folder import resolve_style
 
+from ..config import ServerConfig
+from ..errors import Conflict, InsufficientStorage, NotFound, Unprocessable
+from .params import (
+    CONTENT_FOLDER,
+    P,
+    RenderParams,
+    TrainParams,
+    VideoParams,
+    from_fields,
+    to_json,
+)
 from .store import Job, JobStore
-from .uploads import UploadedForm, UploadError, UploadLimits, probe_clip, probe_image, read_form
+from .uploads import UploadedForm, UploadLimits, probe_clip, probe_image, read_form
 
 log = logging.getLogger(__name__)
 
 PREVIEW_FILE = "preview.jpg"
 FORM_SLACK = 64 * 1024  # multipart headers and plain fields on top of the files
-Build = Callable[[UploadedForm, Path], dict[str, Any]]
-
-
-def error(status: int, message: str) -> web.Response:
-    """A JSON error answer: {"error": message}."""
-    return web.json_response({"error": message}, status=status)
+MAX_CONTENT_UPLOAD = 8  # training photos per request, counted in images' byte limits
+CAPS = {  # params field -> the ServerConfig limit it may not exceed (server policy, not library)
+    RenderParams: {"size": "max_render_size", "iterations": "max_render_iterations"},
+    TrainParams: {"size": "max_train_size"},
+}
 
 
 def job_view(job: Job, history: list[dict[str, float]] | None = None) -> dict[str, Any]:
     """The public JSON of a job (contract fields plus a few extras for the admin page)."""
+    files = job.params.files
     view: dict[str, Any] = {
         "id": job.id,
         "kind": job.kind,
         "state": job.state,
         "progress": round(job.progress, 4),
         "eta_s": job.eta_s,
-        "params": {k: v for k, v in job.params.items() if k not in _FILE_PARAMS},
+        "params": {k: v for k, v in to_json(job.params).items() if k not in files},
         "created": job.created,
         "started": job.started,
         "finished": job.finished,
@@ -55,50 +68,24 @@ def job_view(job: Job, history: list[dict[str, float]] | None = None) -> dict[st
     return view
 
 
-_FILE_PARAMS = ("input", "content", "style_image")
-
-
-def _number(form: UploadedForm, key: str, kind: type, default: Any, lo: float, hi: float) -> Any:
-    """Parse an optional numeric form field within [lo, hi] (422 otherwise)."""
-    raw = form.fields.get(key, "")
-    if raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise UploadError(422, f"{key!r} must be a number, not {raw!r}") from None
-    if not lo <= value <= hi:
-        raise UploadError(422, f"{key!r} must be between {lo:g} and {hi:g}")
-    return value
-
-
 def _has_photos(folder: Path | None) -> bool:
     """Whether a folder (recursively) holds at least one image file."""
     if folder is None or not folder.is_dir():
         return False
-    suffixes = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-    return any(p.suffix.lower() in suffixes for p in folder.rglob("*"))
-
-
-def _flag(form: UploadedForm, key: str) -> bool:
-    return form.fields.get(key, "").lower() in ("1", "true", "yes", "on")
+    return any(is_image_file(p) for p in folder.rglob("*"))
 
 
 class JobsApi:
     """The job API: turns requests into stored jobs and jobs into JSON."""
 
     def __init__(
-        self,
-        store: JobStore,
-        models_dir: Path,
-        limits: UploadLimits,
-        variant: str,
-        content_dir: Path | None = None,
+        self, store: JobStore, config: ServerConfig, variant: str, content_dir: Path | None
     ) -> None:
         self.store = store
-        self.models_dir = Path(models_dir)
+        self.config = config
+        self.models_dir = Path(config.models_dir)
         self.content_dir = content_dir
-        self.limits = limits
+        self.limits = UploadLimits.from_config(config)
         self.default_variant = variant
         self.on_submit: Callable[[], None] = lambda: None
 
@@ -117,149 +104,146 @@ class JobsApi:
         """POST /api/jobs/{id}/cancel: stop a queued or running job (no-op once it ended)."""
         job = await self._job(request)
         job = await asyncio.to_thread(self.store.request_cancel, job.id)
-        assert job is not None
+        if job is None:
+            raise NotFound("no such job")
         return web.json_response(job_view(job))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """DELETE /api/jobs/{id}: remove a job that is not running, and its files (else 409)."""
+        job = await self._job(request)
+        if not await asyncio.to_thread(self.store.remove, job.id):
+            raise Conflict(f"job {job.id} is running; cancel it first")
+        log.info("deleted %s job %s", job.kind, job.id)
+        return web.json_response({"id": job.id, "deleted": True})
 
     async def result(self, request: web.Request) -> web.StreamResponse:
         """GET /api/jobs/{id}/result: the output file of a finished job."""
         job = await self._job(request)
-        path = Path(job.result) if job.result else None
+        path = self.result_path(job)
         if job.state != "done" or path is None or not path.is_file():
-            return error(404, f"job {job.id} has no result (state: {job.state})")
-        name = f"{job.params.get('name', job.id)}-{path.name}"
+            raise NotFound(f"job {job.id} has no result (state: {job.state})")
+        name = f"{getattr(job.params, 'name', job.id)}-{path.name}"
         return web.FileResponse(
             path, headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
+
+    def result_path(self, job: Job) -> Path | None:
+        """Where a job's result lives: its folder, or the models dir for a trained style."""
+        if not job.result:
+            return None
+        base = self.models_dir if job.kind == "train" else self.store.job_dir(job.id)
+        return base / job.result
 
     async def preview(self, request: web.Request) -> web.StreamResponse:
         """GET /api/jobs/{id}/preview: the latest preview image of a running job."""
         job = await self._job(request)
         path = self.store.job_dir(job.id) / PREVIEW_FILE
         if not job.preview or not path.is_file():
-            return error(404, f"job {job.id} has no preview yet")
+            raise NotFound(f"job {job.id} has no preview yet")
         return web.FileResponse(path, headers={"Cache-Control": "no-store"})
 
     async def _job(self, request: web.Request) -> Job:
         job = await asyncio.to_thread(self.store.get, request.match_info["id"])
         if job is None:
-            raise web.HTTPNotFound(text='{"error": "no such job"}', content_type="application/json")
+            raise NotFound("no such job")
         return job
 
     async def submit_video(self, request: web.Request) -> web.Response:
-        """POST /api/jobs/video: multipart file, style, strength?, max_side?."""
+        """POST /api/jobs/video: multipart style, strength?, max_side?, then file."""
         limits = {"file": self.limits.clip_bytes}
-        return await self._submit(request, "video", limits, self._video_params)
+        return await self._submit(request, VideoParams, limits, self._video_files)
 
     async def submit_render(self, request: web.Request) -> web.Response:
-        """POST /api/jobs/render: multipart content, style_image, size?, iterations?."""
+        """POST /api/jobs/render: multipart size?, iterations?, ..., then content, style_image."""
         limits = {"content": self.limits.image_bytes, "style_image": self.limits.image_bytes}
-        return await self._submit(request, "render", limits, self._render_params)
+        return await self._submit(request, RenderParams, limits, self._render_files)
 
     async def submit_train(self, request: web.Request) -> web.Response:
-        """POST /api/jobs/train: multipart style_image, name, steps? or seconds?, size?, ..."""
+        """POST /api/jobs/train: multipart name, steps? or seconds?, ..., then style_image."""
         limits = {"style_image": self.limits.image_bytes, "content": self.limits.image_bytes}
-        return await self._submit(request, "train", limits, self._train_params)
+        return await self._submit(request, TrainParams, limits, self._train_files)
 
     async def _submit(
-        self, request: web.Request, kind: str, file_limits: dict[str, int], build: Build
+        self,
+        request: web.Request,
+        cls: type[P],
+        file_limits: dict[str, int],
+        add_files: Callable[[P, UploadedForm, Path], P],
     ) -> web.Response:
+        """Check disk and plain fields before storing files, then probe the files and queue."""
+        max_total = sum(file_limits.values()) + FORM_SLACK
+        if cls is TrainParams:  # content photos may come as many files
+            max_total += self.limits.image_bytes * MAX_CONTENT_UPLOAD
+        await asyncio.to_thread(self._check_disk, request.content_length or 0)
+        checked: list[P] = []
+
+        async def check_fields(fields: dict[str, str]) -> None:
+            checked.append(await asyncio.to_thread(self._params, cls, fields))
+
         job_id = self.store.new_id()
         folder = self.store.job_dir(job_id)
-        max_total = sum(file_limits.values()) + FORM_SLACK
-        if kind == "train":  # content photos may come as many files
-            max_total += self.limits.image_bytes * 8
         try:
-            form = await read_form(request, folder, file_limits, max_total)
-            params = await asyncio.to_thread(build, form, folder)
-            await asyncio.to_thread(self.store.create, kind, params, job_id)
-        except UploadError as exc:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
-            return error(exc.status, exc.message)
+            form = await read_form(request, folder, file_limits, max_total, check_fields)
+            params = await asyncio.to_thread(add_files, checked[0], form, folder)
+            await asyncio.to_thread(self.store.create, params, job_id)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
-        log.info("queued %s job %s", kind, job_id)
+        log.info("queued %s job %s", cls.kind, job_id)
         self.on_submit()
         return web.json_response({"id": job_id}, status=202)
 
-    def _video_params(self, form: UploadedForm, folder: Path) -> dict[str, Any]:
-        style = form.fields.get("style", "")
+    def _check_disk(self, incoming: int) -> None:
+        """507 if storing `incoming` more bytes would leave less free disk than configured."""
+        free = shutil.disk_usage(self.store.data_dir).free
+        floor = self.config.min_free_disk_mb * 2**20
+        if free - incoming < floor:
+            raise InsufficientStorage(
+                f"the server's disk is almost full ({free // 2**20} MiB free); try again later"
+            )
+
+    def _params(self, cls: type[P], fields: dict[str, str]) -> P:
+        """Typed, library-checked params from the plain fields; ServerErrors for bad ones."""
+        defaults = {"variant": self.default_variant} if cls is TrainParams else {}
         try:
-            resolve_style(validate_name(style), self.models_dir)
+            params = from_fields(cls, fields, **defaults)
+            if isinstance(params, VideoParams):
+                resolve_style(params.style, self.models_dir)
         except InvalidInput as exc:
-            raise UploadError(422, str(exc)) from None
-        params = {
-            "style": style,
-            "strength": _number(form, "strength", float, 1.0, 0.0, 1.0),
-            "max_side": _number(form, "max_side", int, None, 16, 4096),
-        }
-        params["input"] = probe_clip(form.file("file"), self.limits).name
+            raise Unprocessable(str(exc)) from None
+        for name, limit in CAPS.get(cls, {}).items():
+            if getattr(params, name) > getattr(self.config, limit):
+                raise Unprocessable(f"{name!r} must be at most {getattr(self.config, limit)}")
+        if isinstance(params, TrainParams):
+            params = params.with_budget()
+            self._check_name_free(params.name, params.overwrite)
         return params
 
-    def _render_params(self, form: UploadedForm, folder: Path) -> dict[str, Any]:
-        params = {
-            "size": _number(form, "size", int, 512, 16, 2048),
-            "iterations": _number(form, "iterations", int, 300, 1, 5000),
-            "style_weight": _number(form, "style_weight", float, None, 0.0, 1e9),
-            "optimizer": form.fields.get("optimizer") or "lbfgs",
-        }
-        if params["optimizer"] not in ("lbfgs", "adam"):
-            raise UploadError(422, "'optimizer' must be lbfgs or adam")
-        params["content"] = probe_image(form.file("content"), self.limits).name
-        params["style_image"] = probe_image(form.file("style_image"), self.limits).name
-        return params
+    def _video_files(self, params: VideoParams, form: UploadedForm, folder: Path) -> VideoParams:
+        clip = probe_clip(form.file("file"), self.limits)
+        return dataclasses.replace(params, input=clip.name)
 
-    def _train_params(self, form: UploadedForm, folder: Path) -> dict[str, Any]:
-        name = form.fields.get("name", "")
-        try:
-            validate_name(name)
-        except InvalidInput as exc:
-            raise UploadError(422, str(exc)) from None
-        overwrite = _flag(form, "overwrite")
-        params = self._train_budget(form) | {
-            "name": name,
-            "overwrite": overwrite,
-            "display_name": form.fields.get("display_name") or None,
-            "size": _number(form, "size", int, 256, 16, 1024),
-            "batch_size": _number(form, "batch_size", int, None, 1, 64),
-            "variant": form.fields.get("variant") or self.default_variant,
-            "style_weight": _number(form, "style_weight", float, None, 0.0, 1e9),
-        }
-        if params["variant"] not in ("full", "lite"):
-            raise UploadError(422, "'variant' must be full or lite")
-        self._check_name_free(name, overwrite)
-        params["style_image"] = probe_image(form.file("style_image"), self.limits).name
-        params["content_files"] = self._content_photos(form, folder)
-        return params
+    def _render_files(self, params: RenderParams, form: UploadedForm, folder: Path) -> RenderParams:
+        content = probe_image(form.file("content"), self.limits)
+        style_image = probe_image(form.file("style_image"), self.limits)
+        return dataclasses.replace(params, content=content.name, style_image=style_image.name)
 
-    def _content_photos(self, form: UploadedForm, folder: Path) -> int:
-        """Optional uploaded content photos go to <job>/content/ (else the server's set is used)."""
+    def _train_files(self, params: TrainParams, form: UploadedForm, folder: Path) -> TrainParams:
+        """The style image, and optional uploaded photos in <job>/content/."""
+        style_image = probe_image(form.file("style_image"), self.limits)
         uploads = form.files.get("content", [])
         if not uploads and not _has_photos(self.content_dir):
-            raise UploadError(
-                422,
-                "no content photos to train on: upload some in the 'content' field "
-                f"or put photos in {self.content_dir}",
-            )
+            raise Unprocessable("no content photos to train on: upload some in the 'content' field")
         if uploads:
-            (folder / "content").mkdir()
+            (folder / CONTENT_FOLDER).mkdir()
         for path in uploads:
             probed = probe_image(path, self.limits)
-            probed.rename(folder / "content" / probed.name)
-        return len(uploads)
-
-    @staticmethod
-    def _train_budget(form: UploadedForm) -> dict[str, Any]:
-        steps = _number(form, "steps", int, None, 1, 1_000_000)
-        seconds = _number(form, "seconds", float, None, 1, 7 * 24 * 3600)
-        if steps is not None and seconds is not None:
-            raise UploadError(422, "give 'steps' or 'seconds', not both")
-        if steps is None and seconds is None:
-            steps = 2000
-        return {"steps": steps, "seconds": seconds}
+            probed.rename(folder / CONTENT_FOLDER / probed.name)
+        content = CONTENT_FOLDER if uploads else None
+        return dataclasses.replace(params, style_image=style_image.name, content=content)
 
     def _check_name_free(self, name: str, overwrite: bool) -> None:
         if (self.models_dir / name).exists() and not overwrite:
-            raise UploadError(409, f"style {name!r} exists; send overwrite=true to replace it")
+            raise Conflict(f"style {name!r} exists; send overwrite=true to replace it")
         if self.store.active_with("train", "name", name):
-            raise UploadError(409, f"a job is already training style {name!r}")
+            raise Conflict(f"a job is already training style {name!r}")

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from ray.exceptions import RayError
 
 from stylefusion.fsutil import atomic_write_bytes
 
-from .runner import MAX_ATTEMPTS, STOP_GRACE_S, SUPERVISE_EVERY_S, announce_styles
+from .params import TrainParams
+from .runner import MAX_ATTEMPTS, STOP_GRACE_S, SUPERVISE_EVERY_S
 from .sink import PREVIEW_FILE
 from .store import FINAL_STATES, Job, JobStore
 from .worker import JobContext, Outcome, WorkerSettings, execute, lower_priority, record
@@ -109,18 +110,18 @@ class JobActor:
         logging.basicConfig(level=logging.INFO)
         lower_priority(self.settings)
         try:
-            self.shipped = self._ship(execute(job, ctx))
+            self.shipped = self._ship(execute(job, ctx), job)
         finally:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _ship(self, outcome: Outcome) -> dict[str, Any]:
+    def _ship(self, outcome: Outcome, job: Job) -> dict[str, Any]:
         """The outcome; a result file in the scratch folder travels back as bytes."""
         shipped: dict[str, Any] = {"state": outcome.state, "error": outcome.error}
         result = outcome.result
-        if result is not None and result.is_relative_to(self.scratch):
-            shipped["file"] = (result.name, result.read_bytes())
+        if result is not None and job.kind != "train":
+            shipped["file"] = (result, (self.scratch / result).read_bytes())
         elif result is not None:
-            shipped["path"] = str(result)  # in the shared models dir
+            shipped["path"] = result  # relative to the shared models dir
         return shipped
 
     def poll(self, peers: int, cancel: bool) -> dict[str, Any]:
@@ -150,13 +151,11 @@ class RayRunner:
         workers: int = 1,
         address: str | None = None,
         gpus: float | None = None,
-        on_style: Callable[[str], Awaitable[None]] | None = None,
         live_peers: Callable[[], int] | None = None,
     ) -> None:
         self.store, self.settings = store, settings
         self.workers = max(1, workers)
         self.address, self.gpus = address, gpus
-        self.on_style = on_style
         self.live_peers = live_peers or (lambda: 0)
         self.actors: dict[str, Any] = {}  # job id -> actor handle
         self._inflight: dict[str, tuple[Any, float]] = {}  # job id -> (poll ref, sent at)
@@ -237,7 +236,6 @@ class RayRunner:
             if job is None:
                 break
             await asyncio.to_thread(self._launch, job)
-        await announce_styles(self.store, self.on_style)
 
     async def _poll_all(self, peers: int) -> None:
         for job_id in list(self.actors):
@@ -263,7 +261,8 @@ class RayRunner:
             if p.is_file() and p.name not in OUTPUTS and not p.name.startswith(".")
         }
         content = self.settings.content_dir
-        if job.kind == "train" and not job.params.get("content_files") and content is not None:
+        default_photos = isinstance(job.params, TrainParams) and job.params.content is None
+        if default_photos and content is not None:
             for p in Path(content).rglob("*"):
                 if p.is_file():
                     files[f"content/{p.relative_to(content)}"] = p.read_bytes()
@@ -311,11 +310,10 @@ class RayRunner:
             return
         result = None
         if "file" in shipped:
-            name, data = shipped["file"]
-            result = self.store.job_dir(job_id) / name
-            atomic_write_bytes(result, data)
+            result, data = shipped["file"]
+            atomic_write_bytes(self.store.job_dir(job_id) / result, data)
         elif "path" in shipped:
-            result = Path(shipped["path"])
+            result = shipped["path"]
         record(self.store, job_id, Outcome(shipped["state"], result, shipped["error"]))
         self._forget(job_id, False)
 

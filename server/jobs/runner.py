@@ -8,7 +8,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from . import worker
@@ -32,13 +32,11 @@ class JobRunner:
         store: JobStore,
         settings: WorkerSettings,
         workers: int = 1,
-        on_style: Callable[[str], Awaitable[None]] | None = None,
         live_peers: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.workers = max(1, workers)
-        self.on_style = on_style
         self.live_peers = live_peers or (lambda: 0)
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
@@ -49,11 +47,6 @@ class JobRunner:
         self._born: dict[int, float] = {}  # worker pid -> monotonic start time
         self._quick_deaths = 0  # workers in a row that died soon after starting
         self._not_before = 0.0  # no respawn before this monotonic time (crash-loop backoff)
-
-    @property
-    def worker_pids(self) -> list[int]:
-        """Process ids of the live workers."""
-        return [p.pid for p in self._procs if p.pid is not None and p.is_alive()]
 
     async def start(self) -> None:
         """Re-queue jobs a previous server left running, then supervise in the background."""
@@ -101,7 +94,6 @@ class JobRunner:
         ):
             await asyncio.to_thread(self._spawn)
         await self._publish_peers()
-        await self._announce_styles()
 
     def _has_work(self) -> bool:
         return self.store.count("queued") > 0
@@ -143,16 +135,3 @@ class JobRunner:
         if peers != self._peers_written:
             await asyncio.to_thread(self.store.set_setting, PEERS_SETTING, str(peers))
             self._peers_written = peers
-
-    async def _announce_styles(self) -> None:
-        await announce_styles(self.store, self.on_style)
-
-
-async def announce_styles(
-    store: JobStore, on_style: Callable[[str], Awaitable[None]] | None
-) -> None:
-    """After a training job ends, rescan the registry so the style goes live at once."""
-    for job in await asyncio.to_thread(store.unannounced_styles):
-        if on_style is not None:
-            await on_style(job.params["name"])
-        await asyncio.to_thread(store.mark_announced, job.id)

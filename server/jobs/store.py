@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from .params import JobParams, from_json, to_json
 
 DB_FILE = "jobs.sqlite3"
-KINDS = ("video", "render", "train")
-STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
 MAX_HISTORY = 400  # loss points returned for the chart (older ones thinned out)
 
@@ -33,7 +33,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     cancel INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     worker_pid INTEGER,
-    announced INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
     started REAL,
     finished REAL
@@ -56,12 +55,12 @@ class Job:
     id: str
     kind: str
     state: str
-    params: dict[str, Any]
+    params: JobParams
     progress: float = 0.0
     eta_s: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
-    result: str | None = None  # path of the output file, relative to the job folder
+    result: str | None = None  # output file, relative to the job folder (train: the models dir)
     preview: int = 0  # preview version; 0 means no preview yet
     cancel: bool = False
     attempts: int = 0
@@ -77,7 +76,7 @@ class Job:
             id=row["id"],
             kind=row["kind"],
             state=row["state"],
-            params=json.loads(row["params"]),
+            params=from_json(row["kind"], json.loads(row["params"])),
             progress=row["progress"],
             eta_s=row["eta_s"],
             metrics=json.loads(row["metrics"]) if row["metrics"] else {},
@@ -128,15 +127,13 @@ class JobStore:
         """A fresh, unguessable job id (also the job folder's name)."""
         return secrets.token_hex(8)
 
-    def create(self, kind: str, params: dict[str, Any], job_id: str | None = None) -> Job:
-        """Queue a job of `kind` with JSON-able `params`."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown job kind {kind!r}")
+    def create(self, params: JobParams, job_id: str | None = None) -> Job:
+        """Queue a job; its kind is the kind of its params."""
         job_id = job_id or self.new_id()
         with self._connect() as db:
             db.execute(
                 "INSERT INTO jobs (id, kind, params, created) VALUES (?, ?, ?, ?)",
-                (job_id, kind, json.dumps(params), time.time()),
+                (job_id, params.kind, json.dumps(to_json(params)), time.time()),
             )
         return self.get(job_id)
 
@@ -274,18 +271,39 @@ class JobStore:
             row = db.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row["cancel"])
 
-    def unannounced_styles(self) -> list[Job]:
-        """Finished training jobs whose style the registry has not been told about yet."""
+    def delete(self, job_id: str) -> bool:
+        """Remove a job's row and loss history unless it is running; False if it runs."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            gone = db.execute(
+                "DELETE FROM jobs WHERE id = ? AND state != 'running'", (job_id,)
+            ).rowcount
+            if gone:
+                db.execute("DELETE FROM history WHERE job_id = ?", (job_id,))
+            db.execute("COMMIT")
+        return bool(gone)
+
+    def remove(self, job_id: str) -> bool:
+        """Delete a job (unless it runs) and then its folder; False if it is running."""
+        if not self.delete(job_id):
+            return False
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        return True
+
+    def sweep(self, max_age_s: float) -> int:
+        """Remove ended jobs (and their files) that finished more than `max_age_s` ago."""
+        removed = sum(self.remove(job_id) for job_id in self.ended_before(time.time() - max_age_s))
+        return removed
+
+    def ended_before(self, cutoff: float) -> list[str]:
+        """Ids of done, failed or cancelled jobs that ended before `cutoff` (epoch seconds)."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT * FROM jobs WHERE kind = 'train' AND state = 'done' AND announced = 0"
+                "SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled')"
+                " AND COALESCE(finished, created) < ?",
+                (cutoff,),
             ).fetchall()
-        return [Job.from_row(r) for r in rows]
-
-    def mark_announced(self, job_id: str) -> None:
-        """Remember that the registry was rescanned after this training job."""
-        with self._connect() as db:
-            db.execute("UPDATE jobs SET announced = 1 WHERE id = ?", (job_id,))
+        return [r["id"] for r in rows]
 
     def set_setting(self, key: str, value: str) -> None:
         """Store a small shared value (e.g. the number of live peers for the worker)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -13,6 +14,10 @@ from PIL import Image, UnidentifiedImageError
 
 from stylefusion.errors import MediaError
 from stylefusion.images import IMAGE_FORMATS
+from stylefusion.media_probe import MediaTooLarge, probe_video_isolated
+
+from ..config import ServerConfig
+from ..errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia
 
 log = logging.getLogger(__name__)
 
@@ -22,24 +27,28 @@ MAX_FILES = 200  # per field (content photos for training)
 MAX_FIELDS = 50
 
 
-class UploadError(Exception):
-    """An upload the server refuses; carries the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass(frozen=True)
 class UploadLimits:
-    """Size, duration and resolution limits of uploads."""
+    """Size, duration and resolution limits of uploads (from ServerConfig)."""
 
-    clip_bytes: int = 512 * 2**20
-    image_bytes: int = 25 * 2**20
-    clip_seconds: float = 15 * 60
-    clip_pixels: int = 3840 * 2160
-    image_pixels: int = 50_000_000
+    clip_bytes: int
+    image_bytes: int
+    clip_seconds: float
+    clip_pixels: int
+    image_pixels: int
+    probe_memory_mb: int
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> UploadLimits:
+        """The upload limits a server config sets."""
+        return cls(
+            clip_bytes=config.max_clip_bytes,
+            image_bytes=config.max_image_bytes,
+            clip_seconds=config.max_clip_seconds,
+            clip_pixels=config.max_clip_pixels,
+            image_pixels=config.max_image_pixels,
+            probe_memory_mb=config.probe_memory_mb,
+        )
 
 
 @dataclass
@@ -53,32 +62,49 @@ class UploadedForm:
         """The one file uploaded as `name` (422 if it is missing)."""
         paths = self.files.get(name)
         if not paths:
-            raise UploadError(422, f"missing file field {name!r}")
+            raise Unprocessable(f"missing file field {name!r}")
         return paths[0]
 
 
+FieldsCheck = Callable[[dict[str, str]], Awaitable[None]]
+
+
 async def read_form(
-    request: web.Request, dest: Path, file_limits: dict[str, int], max_total: int
+    request: web.Request,
+    dest: Path,
+    file_limits: dict[str, int],
+    max_total: int,
+    check_fields: FieldsCheck,
 ) -> UploadedForm:
-    """Stream a multipart body into `dest`; file fields and their byte limits are given."""
+    """Stream a multipart body into `dest`; file fields and their byte limits are given.
+
+    Plain fields come first: `check_fields` sees them when the first file part arrives (or at
+    the end of a form without files) and raises to refuse the request before any file is read.
+    """
     if request.content_length is not None and request.content_length > max_total:
-        raise UploadError(413, f"upload too large: at most {_mib(max_total)} MiB")
+        raise PayloadTooLarge(f"upload too large: at most {_mib(max_total)} MiB")
     if not request.content_type.startswith("multipart/"):
-        raise UploadError(415, "send the form as multipart/form-data")
+        raise UnsupportedMedia("send the form as multipart/form-data")
     form = UploadedForm()
     reader = await request.multipart()
     used = 0  # bytes of files saved so far (chunked bodies have no Content-Length to check)
+    checked = False
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader) or not part.name:
-            raise UploadError(400, "nested or unnamed multipart parts are not accepted")
+            raise BadRequest("nested or unnamed multipart parts are not accepted")
         if part.filename is None and part.name not in file_limits:
             if len(form.fields) >= MAX_FIELDS:
-                raise UploadError(413, "too many form fields")
+                raise PayloadTooLarge("too many form fields")
             form.fields[part.name] = await _read_field(part)
-        elif part.name in file_limits:
-            used += await _save_file(part, form, dest, file_limits[part.name], max_total - used)
-        else:
-            raise UploadError(400, f"unexpected file field {part.name!r}")
+            continue
+        if part.name not in file_limits:
+            raise BadRequest(f"unexpected file field {part.name!r}")
+        if not checked:
+            await check_fields(form.fields)
+            checked = True
+        used += await _save_file(part, form, dest, file_limits[part.name], max_total - used)
+    if not checked:
+        await check_fields(form.fields)
     return form
 
 
@@ -87,11 +113,11 @@ async def _read_field(part: BodyPartReader) -> str:
     while chunk := await part.read_chunk(MAX_FIELD_BYTES):
         data += chunk
         if len(data) > MAX_FIELD_BYTES:
-            raise UploadError(413, f"form field {part.name!r} is too long")
+            raise PayloadTooLarge(f"form field {part.name!r} is too long")
     try:
         return data.decode("utf-8").strip()
     except UnicodeDecodeError as exc:
-        raise UploadError(400, f"form field {part.name!r} is not UTF-8 text") from exc
+        raise BadRequest(f"form field {part.name!r} is not UTF-8 text") from exc
 
 
 async def _save_file(
@@ -100,7 +126,7 @@ async def _save_file(
     """Save one file part under a server-made name; returns its size."""
     paths = form.files.setdefault(str(part.name), [])
     if len(paths) >= MAX_FILES:
-        raise UploadError(413, f"too many files in {part.name!r} (at most {MAX_FILES})")
+        raise PayloadTooLarge(f"too many files in {part.name!r} (at most {MAX_FILES})")
     target = dest / f"upload-{part.name}-{len(paths)}"
     size = await _save_part(part, target, min(limit, total_left))
     paths.append(target)
@@ -116,9 +142,7 @@ async def _save_part(part: BodyPartReader, target: Path, limit: int) -> int:
         while chunk := await part.read_chunk(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise UploadError(
-                    413, f"{part.name!r} is larger than the limit of {_mib(limit)} MiB"
-                )
+                raise PayloadTooLarge(f"{part.name!r} is over the limit of {_mib(limit)} MiB")
             await asyncio.to_thread(f.write, chunk)
     except BaseException:
         f.close()
@@ -127,7 +151,7 @@ async def _save_part(part: BodyPartReader, target: Path, limit: int) -> int:
     f.close()
     if size == 0:
         target.unlink(missing_ok=True)
-        raise UploadError(422, f"{part.name!r} is empty")
+        raise Unprocessable(f"{part.name!r} is empty")
     return size
 
 
@@ -143,30 +167,39 @@ def probe_image(path: Path, limits: UploadLimits) -> Path:
             pixels = img.width * img.height
             img.verify()
     except Image.DecompressionBombError as exc:
-        raise UploadError(413, "image resolution is too large") from exc
+        raise PayloadTooLarge("image resolution is too large") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UploadError(415, "not an image this server can read (JPEG, PNG, WebP, ...)") from exc
+        raise UnsupportedMedia("not an image this server can read (JPEG, PNG, WebP, ...)") from exc
     if pixels > limits.image_pixels:
-        raise UploadError(413, f"image has {pixels} pixels; the limit is {limits.image_pixels}")
+        raise PayloadTooLarge(f"image has {pixels} pixels; the limit is {limits.image_pixels}")
     suffix = IMAGE_FORMATS.get(fmt)
     if suffix is None:
-        raise UploadError(415, f"image format {fmt or 'unknown'} is not accepted")
+        raise UnsupportedMedia(f"image format {fmt or 'unknown'} is not accepted")
     final = path.with_name(path.name.removeprefix("upload-") + suffix)
     path.rename(final)
     return final
 
 
 def probe_clip(path: Path, limits: UploadLimits) -> Path:
-    """Check that `path` is a decodable video within the duration and resolution limits."""
-    from stylefusion.media_probe import MediaTooLarge, probe_video
+    """Check in a memory-capped child process that `path` is a decodable video within limits.
 
+    The declared frame size is checked before any frame is decoded; a clip of unknown length
+    (a raw .h264 stream) passes here and is held to the duration limit while it is transcoded.
+    """
     try:
-        probe_video(path, limits.clip_seconds, limits.clip_pixels)
+        probe_video_isolated(
+            path, limits.clip_seconds, limits.clip_pixels, memory_mb=limits.probe_memory_mb
+        )
     except MediaTooLarge as exc:
-        raise UploadError(413, str(exc)) from exc
+        raise PayloadTooLarge(_upload_reason(exc, path)) from exc
     except MediaError as exc:
-        reason = str(exc).replace(path.name, "the upload")
-        raise UploadError(415, f"not a video this server can decode: {reason}") from exc
+        reason = _upload_reason(exc, path)
+        raise UnsupportedMedia(f"not a video this server can decode: {reason}") from exc
     final = path.with_name(path.name.removeprefix("upload-") + ".video")
     path.rename(final)
     return final
+
+
+def _upload_reason(exc: Exception, path: Path) -> str:
+    """An error text that names 'the upload' instead of the server's file name for it."""
+    return str(exc).replace(path.name, "the upload")

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,30 +14,25 @@ from stylefusion.errors import Cancelled, StyleFusionError
 from stylefusion.images import encode_jpeg
 from stylefusion.progress import CancelFlag, Progress
 
+from .params import (
+    RENDER_RESULT,
+    VIDEO_RESULT,
+    JobParams,
+    RenderParams,
+    TrainParams,
+    VideoParams,
+    WorkerSettings,
+)
 from .sink import JobSink, StoreSink
 from .store import Job, JobStore
+
+__all__ = ["JobContext", "Outcome", "WorkerSettings", "execute", "main", "record", "run_job"]
 
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[worker]: %(message)s"
 REPORT_EVERY_S = 0.25  # progress rows written at most this often (previews always)
 CHECK_EVERY_S = 0.25  # cancel flag and live-peer count read at most this often
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """What a worker process needs to know; picklable, handed over at spawn."""
-
-    data_dir: Path
-    models_dir: Path
-    device: str = "auto"
-    threads: int | None = 1  # torch threads on CPU (live inference keeps the other cores)
-    nice: int = 19  # lowest CPU priority: live viewers come first
-    poll_s: float = 0.5
-    checkpoint_every_s: float = 30.0
-    content_dir: Path | None = None  # photos for training when a job uploads none
-    yield_fraction: float = 0.5  # sleep this share of each step's time while peers are live
-    preview_every: int = 20
 
 
 class JobContext:
@@ -96,100 +90,57 @@ class JobContext:
             time.sleep(min(0.5, busy_s * self.settings.yield_fraction))
 
 
-def run_video(job: Job, ctx: JobContext) -> Path:
+def run_video(params: VideoParams, ctx: JobContext) -> str:
     """Stylize the uploaded clip into result.mp4 (sound kept)."""
-    from stylefusion.style_folder import resolve_style
-    from stylefusion.video import VideoConfig, stylize_video
+    from stylefusion.video import stylize_video
 
-    p, s = job.params, ctx.settings
-    config = VideoConfig(
-        style=resolve_style(p["style"], s.models_dir),
-        device=s.device,
-        max_side=p.get("max_side"),
-        strength=p.get("strength", 1.0),
-    )
-    output = ctx.folder / "result.mp4"
-    stylize_video(ctx.folder / p["input"], output, config, ctx.progress, ctx)
-    return output
+    config = params.config(ctx.settings)
+    stylize_video(ctx.folder / params.input, ctx.folder / VIDEO_RESULT, config, ctx.progress, ctx)
+    return VIDEO_RESULT
 
 
-def run_render(job: Job, ctx: JobContext) -> Path:
+def run_render(params: RenderParams, ctx: JobContext) -> str:
     """Iterative (Gatys) render of content in the style image into result.png."""
-    from stylefusion.renderer import RenderConfig, render
+    from stylefusion.renderer import render
 
-    p, s = job.params, ctx.settings
-    extra = {"style_weight": p["style_weight"]} if p.get("style_weight") is not None else {}
-    config = RenderConfig(
-        content=ctx.folder / p["content"],
-        style_image=ctx.folder / p["style_image"],
-        output=ctx.folder / "result.png",
-        size=p["size"],
-        iterations=p["iterations"],
-        optimizer=p.get("optimizer", "lbfgs"),
-        device=s.device,
-        preview_every=max(1, min(s.preview_every, p["iterations"] // 10 or 1)),
-        threads=s.threads,
-        **extra,
-    )
-    return Path(render(config, ctx.progress, ctx).output)
+    render(params.config(ctx.folder, ctx.settings), ctx.progress, ctx)
+    return RENDER_RESULT
 
 
-def run_train(job: Job, ctx: JobContext) -> Path:
+def run_train(params: TrainParams, ctx: JobContext) -> str:
     """Train a new style into the models dir, resuming from the job's checkpoint if any."""
-    from stylefusion.trainer import TrainConfig, train
+    from stylefusion.trainer import train
 
-    p, s = job.params, ctx.settings
-    content = ctx.folder / "content" if p.get("content_files") else s.content_dir
-    if content is None or not Path(content).is_dir():
+    config = params.config(ctx.folder, ctx.settings, ctx.job.id, ctx.checkpoint)
+    if not Path(config.content_dir).is_dir():
         raise StyleFusionError("no content photos: upload some or start the server with content")
-    extra = {k: p[k] for k in ("style_weight", "batch_size") if p.get(k) is not None}
-    config = TrainConfig(
-        style_image=ctx.folder / p["style_image"],
-        content_dir=Path(content),
-        name=p["name"],
-        display_name=p.get("display_name"),
-        output_dir=s.models_dir,
-        variant=p["variant"],
-        steps=p.get("steps"),
-        seconds=p.get("seconds"),
-        size=p["size"],
-        device=s.device,
-        resume=True,  # a requeued job continues from its checkpoint
-        checkpoint_path=ctx.checkpoint,
-        checkpoint_every_s=s.checkpoint_every_s,
-        preview_every=s.preview_every,
-        threads=s.threads,
-        overwrite=bool(p.get("overwrite")),
-        **extra,
-    )
-    earlier = finished_earlier(
-        config.output_dir / config.name, config.variant, config.checkpoint_path
-    )
-    if earlier is not None:  # the server died between writing the style and marking the job
-        return earlier
-    result = train(config, ctx.progress, ctx)
-    return Path(result.folder) / "meta.json"
+    result = f"{config.name}/meta.json"  # relative to the models dir
+    if finished_earlier(config.output_dir / config.name, config.variant, config.command):
+        return result  # the server died between writing the style and marking the job
+    train(config, ctx.progress, ctx)
+    return result
 
 
-def finished_earlier(folder: Path, variant: str, checkpoint: Path | None) -> Path | None:
-    """The style's meta.json if this very job (same checkpoint path) already wrote the variant."""
+def finished_earlier(folder: Path, variant: str, command: str | None) -> bool:
+    """Whether this very job (same recorded command) already wrote the style's variant."""
     from stylefusion.errors import StyleFormatError
     from stylefusion.style_folder import read_meta
 
     try:
         meta = read_meta(folder)
     except StyleFormatError:
-        return None
+        return False
     training = meta["variants"].get(variant, {}).get("training", {})
-    written_by = training.get("config", {}).get("checkpoint_path")
-    return folder / "meta.json" if written_by and written_by == str(checkpoint) else None
+    return command is not None and training.get("command") == command
 
 
-RUNNERS: dict[str, Callable[[Job, JobContext], Path]] = {
-    "video": run_video,
-    "render": run_render,
-    "train": run_train,
-}
+def run_params(params: JobParams, ctx: JobContext) -> str:
+    """Run one job's work by its params' kind; its result file, relative (see Outcome)."""
+    if isinstance(params, VideoParams):
+        return run_video(params, ctx)
+    if isinstance(params, RenderParams):
+        return run_render(params, ctx)
+    return run_train(params, ctx)
 
 
 @dataclass(frozen=True)
@@ -197,7 +148,7 @@ class Outcome:
     """How a run ended: done (with its result file), failed, cancelled, or back to the queue."""
 
     state: str  # done | failed | cancelled | queued
-    result: Path | None = None
+    result: str | None = None  # relative to the job folder (a trained style: the models dir)
     error: str | None = None
 
 
@@ -205,7 +156,7 @@ def execute(job: Job, ctx: JobContext) -> Outcome:
     """Run one claimed job through the library; the backend records the outcome."""
     started = time.monotonic()
     try:
-        result = RUNNERS[job.kind](job, ctx)
+        result = run_params(job.params, ctx)
     except Cancelled:
         # a cancel the user asked for ends the job; a stopping server puts it back in the queue
         return Outcome("cancelled" if ctx.sink.cancel_requested() else "queued")
@@ -224,8 +175,7 @@ def record(store: JobStore, job_id: str, outcome: Outcome) -> None:
     if outcome.state == "queued":
         store.requeue(job_id)  # the server is stopping: continue at next start
     else:
-        result = str(outcome.result) if outcome.result is not None else None
-        store.finish(job_id, outcome.state, result=result, error=outcome.error)
+        store.finish(job_id, outcome.state, result=outcome.result, error=outcome.error)
 
 
 def run_job(store: JobStore, job: Job, settings: WorkerSettings, stop: CancelFlag) -> None:

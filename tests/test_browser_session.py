@@ -130,3 +130,33 @@ def test_page_reconnects_with_its_style_and_strength_after_a_server_restart(
     finally:
         server.kill()
         server.wait(30)
+
+
+UNREACHABLE_JS = """() => {
+  // a network where no candidate works: both sides' candidates point at a dead port
+  const dead = (sdp) => sdp.replace(/^(a=candidate:\\S+ \\d+ \\S+ \\d+ \\S+) \\d+/gm, "$1 9");
+  const realFetch = window.fetch;
+  window.fetch = async (url, options) => {
+    if (!String(url).endsWith("/offer")) return realFetch(url, options);
+    const offer = JSON.parse(options.body);
+    const body = JSON.stringify({ ...offer, sdp: dead(offer.sdp) });
+    const response = await realFetch(url, { ...options, body });
+    if (!response.ok) return response;
+    const answer = await response.json();
+    return new Response(JSON.stringify({ ...answer, sdp: dead(answer.sdp) }), { status: 200 });
+  };
+}"""
+
+
+def test_unreachable_server_media_fails_visibly(models_dir, tmp_path, browser):
+    config = test_config(models_dir, tmp_path, port=free_port())
+    with ServerThread(config) as server:
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        page.evaluate(UNREACHABLE_JS)
+        page.click("#start")
+        page.wait_for_selector("body[data-connection=reconnecting]", timeout=30_000)
+        assert "could not be reached" in page.text_content("#toast")
+        page.click("#stop")
+        page.wait_for_selector("body[data-connection=idle]")

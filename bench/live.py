@@ -5,12 +5,16 @@ frame out), capture -> stylized-out latency (client encode, network, jitter buff
 queue, model: where the marker-bit change shows), full round trip, and batch sizes.
 
     python bench/live.py --peers 1 2 --size 320x240 --seconds 12 [--marker both]
+    python bench/live.py --mode glass --peers 1 2 4 --seconds 30 --output bench/results.json
+    python bench/live.py --mode long --size 640x480 --fps 30 --seconds 90 --output ...
+    python bench/live.py --mode join --seconds 30 --output bench/results.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -19,7 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import glass
 import numpy as np
+import torch
 from aiohttp import ClientSession, web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
@@ -29,6 +35,7 @@ from server import track as track_module
 from server.app import create_app
 from server.config import ServerConfig
 from server.keys import BATCHER, METRICS, REGISTRY
+from stylefusion.bench import describe_machine
 from stylefusion.style_folder import save_transformer
 from stylefusion.transformer_net import build_transformer
 
@@ -204,10 +211,19 @@ async def start_server(config: ServerConfig) -> tuple[web.AppRunner, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse options, run every combination, print one JSON document."""
+    """Parse options, run every combination, print one JSON document (and merge it into
+    --output)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--mode",
+        choices=("server", "glass", "long", "join"),
+        default="server",
+        help="server: time in the server; glass: flash-to-screen per viewer; long: one run "
+        "of --seconds (first vs last third, RSS); join: a second viewer joins mid-run",
+    )
     parser.add_argument("--peers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--size", default="320x240")
+    parser.add_argument("--fps", type=int, default=15, help="camera fps (glass, long, join)")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--marker", choices=("on", "off", "both"), default="both")
     parser.add_argument("--variant", default="lite", choices=("lite", "full"))
@@ -216,35 +232,88 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-compile", action="store_true", help="eager model (no torch.compile)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda (the server's device)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("var/bench"), help="compile cache (kept)"
+    )
+    parser.add_argument("--output", type=Path, help="merge the JSON into this file")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    markers = {"on": [True], "off": [False], "both": [True, False]}[args.marker]
-    instrument_server_track()
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
         # an untrained network of the real architecture: speed does not depend on training
         save_transformer(
             models / "bench", args.variant, build_transformer(args.variant), name="bench"
         )
-        runs = [
-            asyncio.run(
-                run(
-                    models,
-                    peers,
-                    (width, height),
-                    args.seconds,
-                    marker,
-                    args.threads,
-                    not args.no_compile,
-                    args.device,
+        if args.mode == "server":
+            report = server_mode(args, models, (width, height))
+        else:
+            report = asyncio.run(glass_mode(args, models, (width, height)))
+    device = torch.device(args.device)
+    report |= {"variant": args.variant, "device": args.device, "machine": describe_machine(device)}
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    if args.output:
+        merge_results(args.output, f"live_{args.mode}", report)
+    return 0
+
+
+def server_mode(args: argparse.Namespace, models: Path, size: tuple[int, int]) -> dict[str, Any]:
+    """The time-in-server runs for every peer count and marker setting."""
+    markers = {"on": [True], "off": [False], "both": [True, False]}[args.marker]
+    instrument_server_track()
+    runs = [
+        asyncio.run(
+            run(
+                models,
+                peers,
+                size,
+                args.seconds,
+                marker,
+                args.threads,
+                not args.no_compile,
+                args.device,
+            )
+        )
+        for peers in args.peers
+        for marker in markers
+    ]
+    return {"runs": runs}
+
+
+async def glass_mode(
+    args: argparse.Namespace, models: Path, size: tuple[int, int]
+) -> dict[str, Any]:
+    """Glass-to-glass runs: one per peer count (long: one; join: 2 peers, one joins late)."""
+    glass.instrument()
+    config = glass.glass_config(models, args.data_dir, not args.no_compile, args.threads)
+    config = dataclasses.replace(config, device=args.device)
+    runner, port = await start_server(config)  # start-up compiles the budgeted shapes
+    url, app, runs = f"http://127.0.0.1:{port}", runner.app, []
+    try:
+        counts = (
+            [2] if args.mode == "join" else args.peers[:1] if args.mode == "long" else args.peers
+        )
+        for peers in counts:
+            join_at = args.seconds / 3 if args.mode == "join" else None
+            runs.append(
+                await glass.run_glass(
+                    url, app, peers, size, args.fps, args.seconds, join_at=join_at
                 )
             )
-            for peers in args.peers
-            for marker in markers
-        ]
-    json.dump({"variant": args.variant, "device": args.device, "runs": runs}, sys.stdout, indent=2)
-    print()
-    return 0
+    finally:
+        await runner.cleanup()
+    return {"mode": args.mode, "runs": runs}
+
+
+def merge_results(path: Path, key: str, value: dict[str, Any]) -> None:
+    """Put value under key in a JSON file, keeping what other benchmarks wrote there."""
+    try:
+        existing = json.loads(path.read_text())
+    except (OSError, ValueError):
+        existing = {}
+    existing[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(existing, indent=2) + "\n")
 
 
 if __name__ == "__main__":

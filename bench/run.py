@@ -140,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(report, indent=2)
+    try:  # keep what the live benchmarks (bench/live.py --output) wrote there
+        merged = json.loads(args.output.read_text()) | report
+    except (OSError, ValueError):
+        merged = report
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text + "\n")
+    args.output.write_text(json.dumps(merged, indent=2) + "\n")
     print(text)
     return 0
 

@@ -15,6 +15,8 @@ from . import __version__
 from .cli_ui import interruptible, progress_bar
 from .devices import DEVICE_CHOICES
 from .errors import Cancelled, StyleFusionError
+from .renderer import OPTIMIZERS, RenderConfig
+from .train_config import DEFAULT_STEPS, TrainConfig
 from .transformer_net import VARIANTS
 
 log = logging.getLogger("stylefusion")
@@ -121,14 +123,22 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--output", type=Path, default=Path("models"), metavar="DIR", help="models dir")
     p.add_argument("--variant", choices=tuple(VARIANTS), default="full")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=positive_int, help="training steps (default 2000)")
+    budget.add_argument(
+        "--steps", type=positive_int, help=f"training steps (default {DEFAULT_STEPS})"
+    )
     budget.add_argument("--seconds", type=positive_float, help="train for this long instead")
-    p.add_argument("--size", type=positive_int, default=256, metavar="N", help="crops (256)")
-    p.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="default 8")
-    p.add_argument("--style-weight", type=positive_float, help="default 5")
-    p.add_argument("--content-weight", type=positive_float, help="default 1")
+    p.add_argument("--size", type=positive_int, default=TrainConfig.size, metavar="N",
+                   help=f"crops ({TrainConfig.size})")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size, metavar="N",
+                   help=f"default {TrainConfig.batch_size}")  # fmt: skip
+    p.add_argument(
+        "--style-weight", type=positive_float, help=f"default {TrainConfig.style_weight:g}"
+    )
+    p.add_argument(
+        "--content-weight", type=positive_float, help=f"default {TrainConfig.content_weight:g}"
+    )
     p.add_argument("--tv-weight", type=float, help="total variation weight")
-    p.add_argument("--lr", type=positive_float, help="learning rate (default 1e-3)")
+    p.add_argument("--lr", type=positive_float, help=f"learning rate (default {TrainConfig.lr:g})")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -165,9 +175,11 @@ def _add_render(sub: Any) -> None:
     p.add_argument("--content", type=Path, required=True, metavar="IMG")
     p.add_argument("--style-image", type=Path, required=True, metavar="IMG")
     p.add_argument("--output", type=Path, required=True, metavar="IMG")
-    p.add_argument("--size", type=positive_int, default=512, metavar="N", help="longest side")
-    p.add_argument("--iterations", type=positive_int, default=300, metavar="N", help="300")
-    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--size", type=positive_int, default=RenderConfig.size, metavar="N",
+                   help=f"longest side ({RenderConfig.size})")  # fmt: skip
+    p.add_argument("--iterations", type=positive_int, default=RenderConfig.iterations,
+                   metavar="N", help=f"default {RenderConfig.iterations}")  # fmt: skip
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=RenderConfig.optimizer)
     p.add_argument("--style-weight", type=positive_float)
     p.add_argument("--content-weight", type=positive_float)
     p.add_argument("--tv-weight", type=float)

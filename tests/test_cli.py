@@ -14,6 +14,7 @@ from media_helpers import make_clip, make_photo, read_clip
 from stylefusion.cli import main
 from stylefusion.content import default_photos_dir
 from stylefusion.images import load_image
+from stylefusion.train_config import portable_path
 
 
 def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -142,4 +143,5 @@ def test_train_without_content_uses_the_shipped_photos(tmp_path: Path) -> None:
     assert main([*argv, "--device", "cpu", "--quiet"]) == 0
     meta = json.loads((models / "plain" / "meta.json").read_text())
     config = meta["variants"]["lite"]["training"]["config"]
-    assert Path(config["content_dir"]) == default_photos_dir()
+    assert config["content_dir"] == portable_path(default_photos_dir())  # no absolute path
+    assert not Path(config["content_dir"]).is_absolute()

@@ -2,7 +2,8 @@
 
 The API builds them from form fields, the store keeps them as JSON, and the worker (or any
 other backend) turns them into the library's `VideoConfig`, `RenderConfig` or `TrainConfig`.
-Defaults are read from those configs, never retyped here. File names are relative to the
+Defaults are those configs' own (a dataclass keeps each default as a class attribute),
+never retyped here. File names are relative to the
 job folder, so a job row holds no machine's absolute path.
 """
 
@@ -26,11 +27,6 @@ RENDER_RESULT = "result.png"
 VIDEO_RESULT = "result.mp4"
 CHECKPOINT_FILE = "checkpoint.pt"
 CONTENT_FOLDER = "content"  # uploaded training photos, inside the job folder
-
-
-def library_default(config: type, name: str) -> Any:
-    """The default of one field of a library config dataclass (so no literal is retyped)."""
-    return next(f.default for f in dataclasses.fields(config) if f.name == name)
 
 
 @dataclass(frozen=True)
@@ -63,8 +59,8 @@ class VideoParams:
 
     style: str
     input: str = ""  # the clip's file name in the job folder
-    strength: float = library_default(VideoConfig, "strength")
-    max_side: int | None = library_default(VideoConfig, "max_side")
+    strength: float = VideoConfig.strength
+    max_side: int | None = VideoConfig.max_side
 
     def check(self) -> None:
         """Raise InvalidInput if the library would refuse these settings."""
@@ -92,10 +88,10 @@ class RenderParams:
 
     content: str = ""  # file names in the job folder
     style_image: str = ""
-    size: int = library_default(RenderConfig, "size")
-    iterations: int = library_default(RenderConfig, "iterations")
-    optimizer: str = library_default(RenderConfig, "optimizer")
-    style_weight: float = library_default(RenderConfig, "style_weight")
+    size: int = RenderConfig.size
+    iterations: int = RenderConfig.iterations
+    optimizer: str = RenderConfig.optimizer
+    style_weight: float = RenderConfig.style_weight
 
     def check(self) -> None:
         """Raise InvalidInput if the renderer would refuse these settings (size >= 32, ...)."""
@@ -130,11 +126,11 @@ class TrainParams:
     content: str | None = None  # folder of uploaded photos in the job folder; None: the default
     display_name: str | None = None
     overwrite: bool = False
-    steps: int | None = library_default(TrainConfig, "steps")
-    seconds: float | None = library_default(TrainConfig, "seconds")
-    size: int = library_default(TrainConfig, "size")
-    batch_size: int = library_default(TrainConfig, "batch_size")
-    style_weight: float = library_default(TrainConfig, "style_weight")
+    steps: int | None = TrainConfig.steps
+    seconds: float | None = TrainConfig.seconds
+    size: int = TrainConfig.size
+    batch_size: int = TrainConfig.batch_size
+    style_weight: float = TrainConfig.style_weight
 
     def check(self) -> None:
         """Raise InvalidInput if the trainer would refuse these settings (name, budget, ...)."""

@@ -59,21 +59,25 @@ def test_record_saves_a_webm_of_the_stylized_video(server, browser, tmp_path):  
     assert saved.suffix == ".webm" and saved.name.startswith("stylefusion-alpha-")
     assert saved.stat().st_size > 0
     frames = video_frames(saved)
-    assert len(frames) >= 10 and set(frames) == {size}
+    assert len(frames) >= 10
+    # the server's send budget may scale the stream down meanwhile: same picture, fewer pixels
+    assert all(w * size[1] == h * size[0] and w <= size[0] for w, h in frames), set(frames)
     assert page.is_hidden("#record-time")
     assert errors == []
 
 
 def test_snapshot_saves_a_png_of_the_current_stylized_frame(server, browser, tmp_path):  # noqa: F811
     page = browser.new_page(accept_downloads=True)
-    width, height = start_streaming(page, server.url)
+    start_streaming(page, server.url)
+    before = tuple(page.evaluate(REMOTE_SIZE_JS))
     with page.expect_download(timeout=20_000) as download:
         page.click("#snapshot")
+    sizes = {before, tuple(page.evaluate(REMOTE_SIZE_JS))}  # the budget may resize the stream
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert saved.suffix == ".png"
     with Image.open(saved) as image:
-        assert image.format == "PNG" and image.size == (width, height)
+        assert image.format == "PNG" and image.size in sizes
         extrema = image.convert("L").getextrema()
     assert extrema[1] - extrema[0] > 20  # a picture, not a blank canvas
 

@@ -170,7 +170,7 @@ async def run(
         port=0,
         marker_bit=marker,
         threads=threads,
-        admin_token="bench",
+        admin_token="bench-admin-token-0123",
         compile=compile,
     )
     runner, port = await start_server(config)

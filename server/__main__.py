@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import ssl
 from pathlib import Path
+from typing import Any
 
 from stylefusion.devices import DEVICE_CHOICES
 from stylefusion.errors import InvalidInput
@@ -14,7 +16,7 @@ from stylefusion.transformer_net import VARIANTS
 
 from .config import ServerConfig
 
-MB = 2**20
+KB, MB = 2**10, 2**20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--job-gpus", type=float, help="GPUs each Ray job declares (default: 1 if the cluster has)"
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    add_security_options(p)
+    add_limit_options(p)
     return p
 
 
@@ -100,6 +104,57 @@ def add_job_limits(p: argparse.ArgumentParser) -> None:
         default=d.min_free_disk_mb,
         help="refuse uploads (507) when the data dir has less free space",
     )
+
+
+def add_security_options(p: argparse.ArgumentParser) -> None:
+    """TURN credentials, Host names and ICE candidate networks."""
+    p.add_argument(
+        "--turn-secret",
+        default=os.environ.get("STYLEFUSION_TURN_SECRET"),
+        help="coturn static-auth-secret: short-lived TURN credentials for turn: URLs without "
+        "user:pass (default: env STYLEFUSION_TURN_SECRET)",
+    )
+    p.add_argument("--turn-ttl", type=int, default=43200, help="their lifetime in seconds")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Host header name to answer besides the bind address and localhost (repeatable; "
+        "'*' turns the check off)",
+    )
+    p.add_argument(
+        "--ice-allow",
+        action="append",
+        default=[],
+        type=cidr,
+        metavar="CIDR",
+        help="only send ICE checks to offer candidates inside these networks (repeatable)",
+    )
+
+
+def add_limit_options(p: argparse.ArgumentParser) -> None:
+    """The hostile-input limits (README "Limits")."""
+    d = ServerConfig()
+    add = p.add_argument
+    add("--max-offer-kb", type=float, default=d.max_offer_bytes / KB, help="/offer body cap")
+    add("--max-offer-media", type=int, default=d.max_offer_media, help="m-lines per offer")
+    add("--max-offer-candidates", type=int, default=d.max_offer_candidates)
+    add("--max-pending", type=int, default=d.max_pending_per_client, help="per client address")
+    add("--connect-timeout", type=float, default=d.connect_timeout_s, help="seconds")
+    add("--max-message-kb", type=float, default=d.max_message_bytes / KB, help="data channel")
+    add("--header-timeout", type=float, default=d.header_timeout_s, help="seconds")
+    add("--body-timeout", type=float, default=d.body_timeout_s, help="/offer body, seconds")
+    add("--admin-failures", type=int, default=d.admin_failures, help="wrong tokens before 429")
+    add("--admin-failure-window", type=float, default=d.admin_failure_window_s, help="seconds")
+
+
+def cidr(text: str) -> str:
+    """argparse type of --ice-allow: an IPv4 or IPv6 network."""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a network: {text!r}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -133,6 +188,27 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         jobs_backend=args.jobs_backend,
         ray_address=args.ray_address,
         job_gpus=args.job_gpus,
+        turn_secret=args.turn_secret or None,
+        turn_ttl_s=args.turn_ttl,
+        allowed_hosts=tuple(args.allowed_host),
+        ice_allow=tuple(args.ice_allow),
+        **limits_from_args(args),
+    )
+
+
+def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ServerConfig limit fields from their flags."""
+    return dict(
+        max_offer_bytes=int(args.max_offer_kb * KB),
+        max_offer_media=args.max_offer_media,
+        max_offer_candidates=args.max_offer_candidates,
+        max_pending_per_client=args.max_pending,
+        connect_timeout_s=args.connect_timeout,
+        max_message_bytes=int(args.max_message_kb * KB),
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        admin_failures=args.admin_failures,
+        admin_failure_window_s=args.admin_failure_window,
     )
 
 
@@ -150,11 +226,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from stylefusion.errors import StyleFusionError
 
-    from .app import create_app
+    from .app import create_app, runner_options
 
     try:
         tls = tls_context(config)
-        web.run_app(create_app(config), host=config.host, port=config.port, ssl_context=tls)
+        app = create_app(config)
+        web.run_app(
+            app, host=config.host, port=config.port, ssl_context=tls, **runner_options(config)
+        )
     except StyleFusionError as exc:
         logging.getLogger("server").error("%s", exc)
         return 2

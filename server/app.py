@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from stylefusion.devices import configure_torch, cpu_count, resolve_device
 
@@ -17,7 +19,7 @@ from .config import ServerConfig
 from .jobs import setup_jobs
 from .keys import ADMIN_TOKEN, BATCHER, BUDGET, CONFIG, JOB_STORE, METRICS, PEERS, REGISTRY
 from .metrics import Metrics
-from .middleware import error_middleware
+from .middleware import error_middleware, host_middleware, host_name, pass_through
 from .peers import PeerSet
 from .registry import StyleRegistry
 from .style_admin import setup_style_admin
@@ -25,12 +27,13 @@ from .style_admin import setup_style_admin
 log = logging.getLogger(__name__)
 
 NO_CACHE = {"Cache-Control": "no-cache"}
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 def create_app(config: ServerConfig) -> web.Application:
     """Build the aiohttp app: live page, signalling, styles, metrics, and the jobs API."""
-    # default 1 MiB body limit: SDP offers are small, and job uploads are streamed
-    app = web.Application(middlewares=[error_middleware])
+    # default 1 MiB body limit: /offer reads at most max_offer_bytes, job uploads are streamed
+    app = web.Application(middlewares=[error_middleware, host_check(config)])
     metrics = Metrics()
     registry = StyleRegistry(
         config.models_dir,
@@ -55,6 +58,28 @@ def create_app(config: ServerConfig) -> web.Application:
         setup_jobs(app)
         setup_style_admin(app, registry, app[ADMIN_TOKEN])
     return app
+
+
+def host_check(config: ServerConfig) -> Middleware:
+    """The Host middleware: the bind address, localhost and --allowed-host names answer.
+
+    Bound to a wildcard address, any IP-literal Host is fine too: DNS rebinding always
+    arrives under a name. `--allowed-host '*'` turns the check off.
+    """
+    allowed = {config.host, "localhost", "127.0.0.1", "::1", *config.allowed_hosts}
+    names = frozenset(host_name(h) for h in allowed)
+    if "*" in names:
+        return pass_through
+    return host_middleware(names, any_ip=config.host in WILDCARD_HOSTS)
+
+
+def runner_options(config: ServerConfig) -> dict[str, Any]:
+    """aiohttp runner settings: close connections still sending headers after header_timeout_s.
+
+    aiohttp's keep-alive timer runs from the moment a connection opens and closes it if no
+    complete request has arrived, so it doubles as the request-header read timeout.
+    """
+    return {"keepalive_timeout": config.header_timeout_s}
 
 
 def add_routes(app: web.Application, config: ServerConfig) -> None:

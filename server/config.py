@@ -50,3 +50,18 @@ class ServerConfig:
     jobs_backend: str = "local"  # "local": a spawned worker process; "ray": Ray actors
     ray_address: str | None = None  # Ray cluster to join (default: start a small local Ray)
     job_gpus: float | None = None  # GPUs each Ray job declares (default: 1 if the cluster has any)
+    # hostile-input limits (README "Limits"); every one has a flag in server/__main__.py
+    max_offer_bytes: int = 64 * 2**10  # POST /offer body cap (413 beyond)
+    max_offer_media: int = 4  # m-lines in an offer (400 beyond)
+    max_offer_candidates: int = 32  # ICE candidates in an offer (400 beyond)
+    max_pending_per_client: int = 2  # offers of one remote address not yet connected (429 beyond)
+    connect_timeout_s: float = 10.0  # a peer not connected by then is dropped (frees its slot)
+    max_message_bytes: int = 64 * 2**10  # control data-channel message cap (advertised, enforced)
+    header_timeout_s: float = 15.0  # a connection idle or still sending headers is closed after it
+    body_timeout_s: float = 10.0  # the /offer body must arrive within this (408)
+    admin_failures: int = 10  # wrong admin tokens per client and window before 429
+    admin_failure_window_s: float = 60.0
+    turn_secret: str | None = None  # coturn REST-API shared secret: short-lived TURN credentials
+    turn_ttl_s: int = 43200  # lifetime of those credentials (the page fetches them once)
+    allowed_hosts: tuple[str, ...] = ()  # Host header names answered besides the defaults
+    ice_allow: tuple[str, ...] = ()  # CIDRs offer candidates must be in (empty: any address)

@@ -53,7 +53,7 @@ def parse_request(raw: Any, registry: StyleRegistry) -> tuple[str | None, float 
     """Validate a control message; returns (style or None, strength or None)."""
     try:
         message = json.loads(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nesting bombs
         raise BadRequest("control messages must be JSON objects") from None
     if not isinstance(message, dict) or not ({"style", "strength"} & message.keys()):
         raise BadRequest('expected a JSON object with "style" and/or "strength"')

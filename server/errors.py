@@ -6,15 +6,46 @@ from stylefusion.errors import StyleFusionError
 
 
 class ServerError(StyleFusionError):
-    """Base class of the errors the server raises on purpose."""
+    """Base class of the errors the server raises on purpose; `status` is the HTTP answer."""
 
     status = 500
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers = headers or {}
 
 
 class BadRequest(ServerError):
     """The request body is malformed (bad JSON, bad SDP, wrong field types)."""
 
     status = 400
+
+
+class Unauthorized(ServerError):
+    """The request lacks the admin token, or carries a wrong one."""
+
+    status = 401
+
+
+class RequestTimeout(ServerError):
+    """The client sent its request body too slowly."""
+
+    status = 408
+
+
+class MisdirectedRequest(ServerError):
+    """The Host header names a host this server does not answer for (DNS rebinding)."""
+
+    status = 421
+
+
+class TooManyRequests(ServerError):
+    """The client is over a rate or concurrency limit; Retry-After says when to come back."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message, {"Retry-After": str(max(1, round(retry_after_s)))})
 
 
 class AtCapacity(ServerError):
@@ -61,3 +92,7 @@ class InsufficientStorage(ServerError):
     """The data dir's disk is too full to take an upload."""
 
     status = 507
+
+
+class ConfigError(ServerError):
+    """The server's configuration is unusable (the CLI prints one line and exits 2)."""

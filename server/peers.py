@@ -62,6 +62,7 @@ class Peer:
     def __init__(self, pc: RTCPeerConnection, style: str, registry: StyleRegistry) -> None:
         self.id = f"peer-{next(self._ids)}"
         self.pc = pc
+        self.remote: str | None = None  # client address (pending offers are capped per address)
         self.style = style
         self.strength = 1.0
         self.registry = registry

@@ -10,10 +10,9 @@ from typing import Any
 from aiohttp import web
 from aiortc import (
     MediaStreamTrack,
-    RTCConfiguration,
     RTCDataChannel,
-    RTCIceServer,
     RTCPeerConnection,
+    RTCSctpTransport,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
@@ -21,28 +20,31 @@ from aiortc.mediastreams import MediaStreamError
 from .budget import Budget
 from .config import ServerConfig
 from .control import LABEL, attach_control
-from .errors import AtCapacity, BadRequest
+from .errors import AtCapacity, BadRequest, TooManyRequests
+from .ice import page_ice_servers, rtc_configuration
 from .keys import BATCHER, BUDGET, CONFIG, METRICS, PEERS, REGISTRY
-from .peers import Peer
+from .message_cap import cap_messages
+from .offers import read_offer
+from .peers import Peer, PeerSet
 from .rtp import install_latest_frame_queues, install_marker_jitter_buffers
 from .track import StylizedTrack
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 30.0  # a peer that has not connected by then is dropped
-
 
 async def offer(request: web.Request) -> web.Response:
-    """Answer a WebRTC offer with a stylized video track; 400 on bad input, 503 at capacity."""
+    """Answer a WebRTC offer with a stylized video track; 4xx on bad input, 503 at capacity."""
     app = request.app
-    sdp, style = await read_offer(request)
     registry, peers, config = app[REGISTRY], app[PEERS], app[CONFIG]
+    sdp, style = await read_offer(request, config)
     style = style or registry.default
     if style is None:
         raise AtCapacity("no style is loaded yet")
     if style not in registry:
         raise BadRequest(f"unknown style {style!r}")
+    check_pending(peers, request.remote, config)
     peer = Peer(RTCPeerConnection(rtc_configuration(config)), style, registry)
+    peer.remote = request.remote
     peers.add(peer)  # before any await, so concurrent offers cannot exceed max_peers
     try:
         answer = await negotiate(app, peer, sdp)
@@ -56,22 +58,13 @@ async def offer(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-async def read_offer(request: web.Request) -> tuple[str, str | None]:
-    """Parse the body `{"sdp", "type": "offer", "style"?}`."""
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    sdp, kind, style = body.get("sdp"), body.get("type"), body.get("style")
-    if not isinstance(sdp, str) or not sdp.strip():
-        raise BadRequest('"sdp" must be a non-empty string')
-    if kind != "offer":
-        raise BadRequest('"type" must be "offer"')
-    if style is not None and not isinstance(style, str):
-        raise BadRequest('"style" must be a string')
-    return sdp, style
+def check_pending(peers: PeerSet, remote: str | None, config: ServerConfig) -> None:
+    """Refuse a client that already has max_pending_per_client offers not yet connected (429)."""
+    pending = sum(1 for p in peers if p.remote == remote and p.pc.connectionState != "connected")
+    if pending >= config.max_pending_per_client:
+        raise TooManyRequests(
+            f"{pending} offers from {remote} are still connecting", config.connect_timeout_s
+        )
 
 
 async def negotiate(app: web.Application, peer: Peer, sdp: str) -> dict[str, Any]:
@@ -79,6 +72,8 @@ async def negotiate(app: web.Application, peer: Peer, sdp: str) -> dict[str, Any
     pc = peer.pc
     wire_events(app, peer)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+    if pc.sctp is not None:
+        cap_control_messages(app, peer, pc.sctp)
     if not any(t.kind == "video" for t in pc.getTransceivers()):
         raise BadRequest("the offer has no video track")
     if app[CONFIG].marker_bit:
@@ -86,6 +81,21 @@ async def negotiate(app: web.Application, peer: Peer, sdp: str) -> dict[str, Any
     install_latest_frame_queues(pc, app[METRICS].decoder_dropped.inc)
     await pc.setLocalDescription(await pc.createAnswer())
     return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+
+
+def cap_control_messages(app: web.Application, peer: Peer, sctp: RTCSctpTransport) -> None:
+    """Advertise and enforce the data-channel message cap; evict a peer that floods."""
+    limit = app[CONFIG].max_message_bytes
+
+    def oversize() -> None:
+        log.info("%s sent a data-channel message over %d bytes", peer.id, limit)
+        peer.send({"event": "error", "error": f"control messages are limited to {limit} bytes"})
+
+    def flood() -> None:
+        log.warning("%s floods its data channel; dropping it", peer.id)
+        peer.spawn(app[PEERS].remove(peer), "evict")
+
+    cap_messages(sctp, limit, oversize, flood)
 
 
 def wire_events(app: web.Application, peer: Peer) -> None:
@@ -131,34 +141,14 @@ async def drain(track: MediaStreamTrack) -> None:
 
 
 async def drop_if_never_connected(app: web.Application, peer: Peer) -> None:
-    """Remove a peer whose connection is not up after CONNECT_TIMEOUT_S."""
-    await asyncio.sleep(CONNECT_TIMEOUT_S)
+    """Remove a peer whose connection is not up after connect_timeout_s (a half-open offer)."""
+    await asyncio.sleep(app[CONFIG].connect_timeout_s)
     if peer.pc.connectionState != "connected":
         log.info("%s never connected; dropping it", peer.id)
         await asyncio.shield(app[PEERS].remove(peer))
 
 
-def rtc_configuration(config: ServerConfig) -> RTCConfiguration:
-    """aiortc configuration with the --ice-server URLs (none: host candidates only)."""
-    return RTCConfiguration(iceServers=[ice_server(url) for url in config.ice_servers])
-
-
-def ice_server(url: str) -> RTCIceServer:
-    """`stun:host:port` or `turn:user:secret@host:port` -> RTCIceServer."""
-    return RTCIceServer(**ice_server_dict(url))
-
-
-def ice_server_dict(url: str) -> dict[str, str]:
-    """The RTCIceServer fields of a URL, credentials split out (also used by the page)."""
-    scheme, _, rest = url.partition(":")
-    if "@" in rest and scheme in ("turn", "turns"):
-        credentials, _, host = rest.rpartition("@")
-        username, _, credential = credentials.partition(":")
-        return {"urls": f"{scheme}:{host}", "username": username, "credential": credential}
-    return {"urls": url}
-
-
 def page_config(config: ServerConfig, budget: Budget) -> str:
     """JSON for GET /api/config: ICE servers, limits, and the camera size to open by default."""
-    ice = [ice_server_dict(url) for url in config.ice_servers]
+    ice = page_ice_servers(config)
     return json.dumps({"iceServers": ice, "maxPeers": config.max_peers, "budget": budget.message()})

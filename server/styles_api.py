@@ -16,7 +16,7 @@ from .keys import REGISTRY
 from .registry import LoadedStyle, StyleRegistry
 from .style_files import is_shipped
 
-THUMB_SIZES = (64, 1024)  # smallest and largest ?size= accepted
+THUMB_SIZES = (64, 128, 256, 512)  # ?size= snaps up to one of these, so the cache stays small
 THUMB_DEFAULT = 256
 
 
@@ -64,11 +64,16 @@ async def thumbnail(request: web.Request) -> web.Response:
         size = int(request.query.get("size", THUMB_DEFAULT))
     except ValueError:
         return web.json_response({"error": "size must be an integer"}, status=400)
-    size = min(max(size, THUMB_SIZES[0]), THUMB_SIZES[1])
+    size = snap_size(size)
     stat = image.stat()
     data = await asyncio.to_thread(thumbnail_bytes, str(image), stat.st_mtime_ns, size)
     headers = {"Cache-Control": "public, max-age=86400"}
     return web.Response(body=data, content_type="image/jpeg", headers=headers)
+
+
+def snap_size(size: int) -> int:
+    """The smallest thumbnail size >= size (the largest for bigger requests)."""
+    return next((s for s in THUMB_SIZES if s >= size), THUMB_SIZES[-1])
 
 
 @functools.lru_cache(maxsize=128)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -90,12 +91,10 @@ async def test_styles_api_and_thumbnails(client):
     assert (await client.get("/api/styles/alpha/thumbnail?size=big")).status == 400
 
 
-async def test_page_config_carries_ice_servers(client):
+async def test_page_config_carries_ice_servers_but_no_static_turn_password(client):
     body = await (await client.get("/api/config")).json()
-    assert body["iceServers"] == [
-        {"urls": "stun:stun.example.org:3478"},
-        {"urls": "turn:t.io:3478", "username": "ann", "credential": "s3cret"},
-    ]
+    assert body["iceServers"] == [{"urls": "stun:stun.example.org:3478"}]
+    assert "s3cret" not in json.dumps(body)
 
 
 def test_cli_options_reach_the_config(monkeypatch):

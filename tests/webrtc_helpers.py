@@ -32,7 +32,7 @@ def test_config(models_dir: Path, tmp_path: Path, **overrides: Any) -> ServerCon
         threads=1,
         rescan_interval_s=0.2,
         stats_interval_s=0.3,
-        admin_token="test-token",
+        admin_token="test-token-0123456789",
         compile=False,  # tests check behaviour; compiling tiny models only costs CPU
     )
     options.update(overrides)
@@ -209,11 +209,11 @@ class ServerThread:
         self._thread.join(30)
 
     def _serve(self) -> None:
-        from server.app import create_app
+        from server.app import create_app, runner_options
 
         asyncio.set_event_loop(self.loop)
         self.app = create_app(self.config)
-        runner = web.AppRunner(self.app)
+        runner = web.AppRunner(self.app, **runner_options(self.config))
         try:
             self.loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, self.config.host, self.config.port)

@@ -18,7 +18,7 @@ from ..config import ServerConfig
 from ..errors import NotFound
 from ..keys import ADMIN_TOKEN, CONFIG, JOB_RUNNER, JOB_STORE, PEERS
 from .api import JobsApi
-from .auth import load_token, require_token
+from .auth import AdminGuard, FailureThrottle, load_token
 from .runner import JobRunner
 from .store import JobStore
 from .worker import WorkerSettings
@@ -45,7 +45,8 @@ def setup_jobs(app: web.Application) -> None:
     app[JOB_STORE] = store
     app[ADMIN_TOKEN] = token
     app[JOB_RUNNER] = runner
-    _add_routes(app, api, token, Path(config.web_dir))
+    guard = AdminGuard(token, FailureThrottle(config.admin_failures, config.admin_failure_window_s))
+    _add_routes(app, api, guard, Path(config.web_dir))
     app.cleanup_ctx.append(_runner_ctx)
     app.cleanup_ctx.append(_retention_ctx)
 
@@ -78,8 +79,7 @@ def worker_settings(config: ServerConfig) -> WorkerSettings:
     )
 
 
-def _add_routes(app: web.Application, api: JobsApi, token: str, web_dir: Path) -> None:
-    guard = partial(require_token, token)
+def _add_routes(app: web.Application, api: JobsApi, guard: AdminGuard, web_dir: Path) -> None:
     app.router.add_get("/admin", partial(_admin_page, web_dir))
     app.router.add_get("/admin/{asset}", partial(_admin_asset, web_dir))
     app.router.add_get("/api/jobs", guard(api.list_jobs))

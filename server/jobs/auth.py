@@ -1,4 +1,4 @@
-"""The admin bearer token: where it comes from and the constant-time check."""
+"""The admin bearer token: where it comes from, the constant-time check, failure throttling."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ import hmac
 import logging
 import os
 import secrets
+import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from ..errors import ConfigError, TooManyRequests, Unauthorized
+
 log = logging.getLogger(__name__)
 
 ENV_VAR = "STYLEFUSION_ADMIN_TOKEN"
 TOKEN_FILE = "admin-token"
+MIN_TOKEN_CHARS = 16
+MAX_TRACKED_CLIENTS = 10_000  # failure records kept; the oldest client is forgotten first
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -23,19 +29,26 @@ def load_token(configured: str | None, data_dir: Path) -> str:
     """The configured token, else the env var, else one generated once and kept in data_dir."""
     token = configured or os.environ.get(ENV_VAR)
     if token:
-        return token
+        return checked(token, "--admin-token / " + ENV_VAR)
     path = Path(data_dir) / TOKEN_FILE
     if path.is_file():
         stored = path.read_text(encoding="utf-8").strip()
         if stored:
-            return stored
+            return checked(stored, str(path))
     token = secrets.token_urlsafe(24)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
     os.chmod(path, 0o600)  # in case the file existed (empty) with wider permissions
-    log.warning("generated admin token (kept in %s): %s", path, token)
+    log.warning("generated an admin token; read it from %s", path)
+    return token
+
+
+def checked(token: str, source: str) -> str:
+    """The token, or ConfigError if it is too short to resist guessing."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(f"the admin token ({source}) needs at least {MIN_TOKEN_CHARS} characters")
     return token
 
 
@@ -49,16 +62,59 @@ def token_matches(header: str | None, token: str) -> bool:
     return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def require_token(token: str, handler: Handler) -> Handler:
-    """Wrap a handler so it answers 401 JSON unless the request carries the admin token."""
+class FailureThrottle:
+    """Wrong tokens per client address in a sliding window; over the limit, 429 until it ages."""
 
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if not token_matches(request.headers.get("Authorization"), token):
-            return web.json_response(
-                {"error": "missing or wrong admin token (send 'Authorization: Bearer <token>')"},
-                status=401,
-                headers={"WWW-Authenticate": "Bearer"},
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def check(self, client: str) -> None:
+        """Raise TooManyRequests while the client is over the limit."""
+        failures = self._recent(client, time.monotonic())
+        if len(failures) >= self.limit:
+            retry = failures[0] + self.window_s - time.monotonic()
+            raise TooManyRequests("too many wrong admin tokens; wait and retry", retry)
+
+    def failed(self, client: str) -> None:
+        """Record one wrong token."""
+        now = time.monotonic()
+        self._recent(client, now).append(now)
+        self._failures.move_to_end(client)
+        while len(self._failures) > MAX_TRACKED_CLIENTS:
+            self._failures.popitem(last=False)
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+
+class AdminGuard:
+    """Wraps handlers so they answer 401 without the admin token, 429 after repeated misses."""
+
+    def __init__(self, token: str, throttle: FailureThrottle) -> None:
+        self.token = token
+        self.throttle = throttle
+
+    def __call__(self, handler: Handler) -> Handler:
+        """The guarded handler."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            self.authorize(request)
+            return await handler(request)
+
+        return guarded
+
+    def authorize(self, request: web.Request) -> None:
+        """Raise Unauthorized / TooManyRequests unless the request carries the token."""
+        client = request.remote or "?"
+        self.throttle.check(client)
+        if not token_matches(request.headers.get("Authorization"), self.token):
+            self.throttle.failed(client)
+            raise Unauthorized(
+                "missing or wrong admin token (send 'Authorization: Bearer <token>')",
+                {"WWW-Authenticate": "Bearer"},
             )
-        return await handler(request)
-
-    return guarded

@@ -74,12 +74,13 @@ def host_check(config: ServerConfig) -> Middleware:
 
 
 def runner_options(config: ServerConfig) -> dict[str, Any]:
-    """aiohttp runner settings: close connections still sending headers after header_timeout_s.
+    """aiohttp runner settings that cut slow clients off.
 
     aiohttp's keep-alive timer runs from the moment a connection opens and closes it if no
-    complete request has arrived, so it doubles as the request-header read timeout.
+    complete request has arrived, so it doubles as the request-header read timeout; an
+    unread body after the answer is drained for at most body_timeout_s.
     """
-    return {"keepalive_timeout": config.header_timeout_s}
+    return {"keepalive_timeout": config.header_timeout_s, "lingering_time": config.body_timeout_s}
 
 
 def add_routes(app: web.Application, config: ServerConfig) -> None:

@@ -6,7 +6,8 @@ window go negative, which kills the connection. Here each association advertises
 cap instead, and a message whose fragments pass it is thrown away as they arrive: its
 sender gets one call of `on_oversize` and the stream goes on with the next message.
 Ordered messages (the `control` channel) are dropped exactly; a peer that piles up more
-than twice the cap otherwise (unordered fragments, many streams) gets `on_flood`.
+unfinished data than our receive window allows (unordered fragments, many streams) gets
+`on_flood`.
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ class MessageCap:
         self.on_oversize = on_oversize
         self.on_flood = on_flood
         self.buffered = 0  # bytes held in reassembly over all streams
+        # a sender that respects our receive window never holds more than it unfinished
+        self.flood_bytes = sctp._advertised_rwnd + max_bytes
         self.flooded = False
 
     def take(self, size: int) -> None:
         """Fragments of this size went into a reassembly buffer."""
         self.buffered += size
-        if self.buffered > 2 * self.max_bytes and not self.flooded:
+        if self.buffered > self.flood_bytes and not self.flooded:
             self.flooded = True
             self.on_flood()
 

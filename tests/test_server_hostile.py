@@ -8,11 +8,13 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import time
 
+import aiohttp
 import pytest
 from aiortc import RTCSessionDescription
-from webrtc_helpers import Viewer, difference, test_config
+from webrtc_helpers import ServerThread, Viewer, difference, free_port, test_config
 
 from server.app import create_app
 from server.keys import PEERS
@@ -79,7 +81,8 @@ async def test_deeply_nested_json_is_a_4xx(aiohttp_client, models_dir, tmp_path)
     client = await aiohttp_client(create_app(test_config(models_dir, tmp_path / "b")))
     response = await client.post("/offer", data=b"[" * 100_000, headers=JSON)
     assert await error_of(response, 413)  # over the default 64 KiB cap before any parsing
-    assert "JSON" in await error_of(await client.post("/offer", data=b"[" * 60_000, headers=JSON), 400)
+    response = await client.post("/offer", data=b"[" * 60_000, headers=JSON)
+    assert "JSON" in await error_of(response, 400)
     await assert_viewer_gets_stylized_frames(client)
 
 
@@ -149,10 +152,11 @@ async def test_candidates_outside_ice_allow_are_dropped(aiohttp_client, models_d
     try:
         offer = await viewer.offer()
         assert "a=candidate:" in offer["sdp"] and " 203.0.113.7 " not in offer["sdp"]
-        answer = await (await client.post("/offer", json=offer)).json()
+        assert (await client.post("/offer", json=offer)).status == 200
         (peer,) = list(client.app[PEERS])
         assert "a=candidate:" not in peer.pc.remoteDescription.sdp
-        assert "a=candidate:" in answer["sdp"]  # the server's own candidates still go out
+        for transceiver in peer.pc.getTransceivers():  # nothing for ICE to send checks to
+            assert transceiver.receiver.transport.transport.getRemoteCandidates() == []
     finally:
         await viewer.close()
 
@@ -195,6 +199,26 @@ async def test_oversized_data_channel_messages_are_refused_and_the_peer_stays(cl
         assert len(client.app[PEERS]) == 1
     finally:
         await viewer.close()
+
+
+async def test_a_peer_ignoring_the_receive_window_is_disconnected(client):
+    viewer = Viewer()
+    try:
+        await viewer.connect(client, style="alpha")
+        await viewer.wait_open()
+        viewer.pc.sctp._remote_max_message_size = 0
+        junk = viewer.pc.createDataChannel("junk", ordered=False)  # unordered: no exact drop
+        async with asyncio.timeout(10):
+            while junk.readyState != "open":
+                await asyncio.sleep(0.02)
+        junk.send(b"x" * 3_000_000)
+        peers = client.app[PEERS]
+        async with asyncio.timeout(60):
+            while len(peers):
+                await asyncio.sleep(0.05)
+    finally:
+        await viewer.close()
+    await assert_viewer_gets_stylized_frames(client)
 
 
 async def test_foreign_host_header_gets_421(aiohttp_client, models_dir, tmp_path):
@@ -271,5 +295,51 @@ async def test_answer_still_works_after_the_hostile_cases(client):
         response = await client.post("/offer", json=await viewer.offer())
         await viewer.pc.setRemoteDescription(RTCSessionDescription(**await response.json()))
         await viewer.latest_image(skip=1)
+    finally:
+        await viewer.close()
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (socket timeout: fail)."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_slow_clients_are_cut_off(models_dir, tmp_path):
+    config = test_config(
+        models_dir, tmp_path, port=free_port(), header_timeout_s=1.0, body_timeout_s=1.0
+    )
+    head = b"POST /offer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    with ServerThread(config) as server:
+        half_headers = [socket.create_connection(("127.0.0.1", config.port), 30) for _ in range(40)]
+        half_bodies = [socket.create_connection(("127.0.0.1", config.port), 30) for _ in range(10)]
+        for sock in half_headers:
+            sock.sendall(head + b"X-Slow: ")
+        for sock in half_bodies:
+            sock.sendall(head + b"Content-Length: 5000\r\n\r\n" + b'{"sdp": "v=0')
+        for sock in half_headers:
+            with sock:
+                assert read_until_closed(sock) == b""  # hung up on, nothing kept open
+        for sock in half_bodies:
+            with sock:
+                reply = read_until_closed(sock)
+                assert reply.startswith(b"HTTP/1.1 408") and b'"error"' in reply
+        with socket.create_connection(("127.0.0.1", config.port), 30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert read_until_closed(sock).startswith(b"HTTP/1.1 200")
+        assert server.call(viewer_gets_frames(server.url)) > 10
+
+
+async def viewer_gets_frames(url: str) -> float:
+    """Connect a viewer over real HTTP; the difference of its stylized frame from the camera."""
+    viewer = Viewer()
+    try:
+        body = await viewer.offer()
+        async with aiohttp.ClientSession() as session, session.post(f"{url}/offer", json=body) as r:
+            answer = await r.json()
+        await viewer.pc.setRemoteDescription(RTCSessionDescription(**answer))
+        return difference(await viewer.latest_image(skip=2), viewer.camera.image)
     finally:
         await viewer.close()

@@ -17,7 +17,7 @@ from .batcher import Batcher
 from .budget import BudgetPlanner, CostModel
 from .config import ServerConfig
 from .jobs import setup_jobs
-from .keys import ADMIN_TOKEN, BATCHER, BUDGET, CONFIG, JOB_STORE, METRICS, PEERS, REGISTRY
+from .keys import BATCHER, BUDGET, CONFIG, JOB_STORE, METRICS, PEERS, REGISTRY
 from .metrics import Metrics
 from .middleware import error_middleware, host_middleware, host_name, pass_through
 from .peers import PeerSet
@@ -56,7 +56,7 @@ def create_app(config: ServerConfig) -> web.Application:
     add_routes(app, config)
     if config.role != "live":  # a live-only node leaves admin work to the node with the store
         setup_jobs(app)
-        setup_style_admin(app, registry, app[ADMIN_TOKEN])
+        setup_style_admin(app, registry)
     return app
 
 

@@ -11,6 +11,7 @@ from .config import ServerConfig
 if TYPE_CHECKING:
     from .batcher import Batcher
     from .budget import BudgetPlanner
+    from .jobs.auth import AdminGuard
     from .jobs.runner import JobRunner
     from .jobs.store import JobStore
     from .metrics import Metrics
@@ -26,3 +27,4 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 JOB_STORE: web.AppKey[JobStore] = web.AppKey("job_store")
 JOB_RUNNER: web.AppKey[JobRunner] = web.AppKey("job_runner")
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+ADMIN_GUARD: web.AppKey[AdminGuard] = web.AppKey("admin_guard")  # token check + throttle

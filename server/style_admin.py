@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,9 @@ from stylefusion.errors import StyleFormatError
 from stylefusion.style_folder import read_meta
 
 from .errors import BadRequest, Conflict
-from .jobs.auth import require_token
+from .jobs.auth import AdminGuard
 from .jobs.store import JobStore
-from .keys import JOB_STORE
+from .keys import ADMIN_GUARD, JOB_STORE
 from .registry import StyleRegistry
 from .style_files import (
     delete_folder,
@@ -40,9 +39,8 @@ class StyleAdmin:
         # one change at a time: two deletes must not both pass the "not the last style" check
         self._lock = asyncio.Lock()
 
-    def add_routes(self, app: web.Application, token: str) -> None:
+    def add_routes(self, app: web.Application, guard: AdminGuard) -> None:
         """Register the routes, each behind the admin token."""
-        guard = partial(require_token, token)
         app.router.add_delete("/api/styles/{name}", guard(self.delete))
         app.router.add_patch("/api/styles/{name}", guard(self.patch))
         app.router.add_get("/api/styles/{name}/download", guard(self.download))
@@ -135,6 +133,6 @@ def _meta_or_empty(folder: Path) -> dict[str, Any]:
         return {}
 
 
-def setup_style_admin(app: web.Application, registry: StyleRegistry, token: str) -> None:
-    """Add the style management routes to the app."""
-    StyleAdmin(registry, app.get(JOB_STORE)).add_routes(app, token)
+def setup_style_admin(app: web.Application, registry: StyleRegistry) -> None:
+    """Add the style management routes to the app (after setup_jobs: they share its guard)."""
+    StyleAdmin(registry, app.get(JOB_STORE)).add_routes(app, app[ADMIN_GUARD])

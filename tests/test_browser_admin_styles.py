@@ -7,13 +7,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from webrtc_helpers import ADMIN_TOKEN as TOKEN
 from webrtc_helpers import test_config
 
 from server.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
-TOKEN = "test-token"
 
 pytestmark = [
     pytest.mark.timeout(120),

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_style_image, make_tiny_style
 from jobs_helpers import form
-from webrtc_helpers import Viewer, test_config
+from webrtc_helpers import ADMIN_TOKEN, Viewer, test_config
 
 from server.app import create_app
 from server.keys import REGISTRY
@@ -20,7 +20,7 @@ from stylefusion.style_folder import load_transformer, read_style
 
 pytestmark = pytest.mark.timeout(90)
 
-AUTH = {"Authorization": "Bearer test-token"}  # the token of test_config
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the token of test_config
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from server.budget import CostModel
 from server.config import ServerConfig
 from server.keys import BATCHER, BUDGET
 
+ADMIN_TOKEN = "test-token-0123456789"  # the admin token of test_config (16+ characters)
+
 
 def test_config(models_dir: Path, tmp_path: Path, **overrides: Any) -> ServerConfig:
     """A ServerConfig for tests: CPU, tiny styles, fast polling and stats."""
@@ -32,7 +34,7 @@ def test_config(models_dir: Path, tmp_path: Path, **overrides: Any) -> ServerCon
         threads=1,
         rescan_interval_s=0.2,
         stats_interval_s=0.3,
-        admin_token="test-token-0123456789",
+        admin_token=ADMIN_TOKEN,
         compile=False,  # tests check behaviour; compiling tiny models only costs CPU
     )
     options.update(overrides)

@@ -16,7 +16,7 @@ from stylefusion.devices import cpu_count, default_variant, resolve_device
 
 from ..config import ServerConfig
 from ..errors import NotFound
-from ..keys import ADMIN_TOKEN, CONFIG, JOB_RUNNER, JOB_STORE, PEERS
+from ..keys import ADMIN_GUARD, ADMIN_TOKEN, CONFIG, JOB_RUNNER, JOB_STORE, PEERS
 from .api import JobsApi
 from .auth import AdminGuard, FailureThrottle, load_token
 from .runner import JobRunner
@@ -45,7 +45,8 @@ def setup_jobs(app: web.Application) -> None:
     app[JOB_STORE] = store
     app[ADMIN_TOKEN] = token
     app[JOB_RUNNER] = runner
-    guard = AdminGuard(token, FailureThrottle(config.admin_failures, config.admin_failure_window_s))
+    throttle = FailureThrottle(config.admin_failures, config.admin_failure_window_s)
+    app[ADMIN_GUARD] = guard = AdminGuard(token, throttle)  # shared: failures count together
     _add_routes(app, api, guard, Path(config.web_dir))
     app.cleanup_ctx.append(_runner_ctx)
     app.cleanup_ctx.append(_retention_ctx)

@@ -18,6 +18,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from .budget import Budget
+from .clients import client_address
 from .config import ServerConfig
 from .control import LABEL, attach_control
 from .errors import AtCapacity, BadRequest, TooManyRequests
@@ -42,9 +43,10 @@ async def offer(request: web.Request) -> web.Response:
         raise AtCapacity("no style is loaded yet")
     if style not in registry:
         raise BadRequest(f"unknown style {style!r}")
-    check_pending(peers, request.remote, config)
+    remote = client_address(request)
+    check_pending(peers, remote, config)
     peer = Peer(RTCPeerConnection(rtc_configuration(config)), style, registry)
-    peer.remote = request.remote
+    peer.remote = remote
     peers.add(peer)  # before any await, so concurrent offers cannot exceed max_peers
     try:
         answer = await negotiate(app, peer, sdp)
@@ -58,7 +60,7 @@ async def offer(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-def check_pending(peers: PeerSet, remote: str | None, config: ServerConfig) -> None:
+def check_pending(peers: PeerSet, remote: str, config: ServerConfig) -> None:
     """Refuse a client that already has max_pending_per_client offers not yet connected (429)."""
     pending = sum(1 for p in peers if p.remote == remote and p.pc.connectionState != "connected")
     if pending >= config.max_pending_per_client:

@@ -106,15 +106,19 @@ async def test_offers_with_too_many_m_lines_or_candidates_get_400(client):
 async def test_half_open_offers_are_capped_per_client_and_reaped(
     aiohttp_client, models_dir, tmp_path
 ):
-    config = test_config(models_dir, tmp_path, max_peers=2, connect_timeout_s=1.0)
+    config = test_config(models_dir, tmp_path, max_peers=3, connect_timeout_s=1.0)
     client = await aiohttp_client(create_app(config))
-    ghosts = [Viewer(), Viewer(), Viewer()]
+    ghosts = [Viewer() for _ in range(4)]
     try:
         for ghost in ghosts[:2]:  # offers whose answers are never applied: they never connect
             assert (await client.post("/offer", json=await ghost.offer())).status == 200
         response = await client.post("/offer", json=await ghosts[2].offer())
         assert "connecting" in await error_of(response, 429)
         assert int(response.headers["Retry-After"]) >= 1
+        # another client behind a reverse proxy on this machine has its own count
+        proxied = {"X-Forwarded-For": "203.0.113.5"}
+        response = await client.post("/offer", json=await ghosts[3].offer(), headers=proxied)
+        assert response.status == 200
         peers = client.app[PEERS]
         async with asyncio.timeout(15):
             while len(peers):

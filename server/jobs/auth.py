@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..clients import client_address
 from ..errors import ConfigError, TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class AdminGuard:
 
     def authorize(self, request: web.Request) -> None:
         """Raise Unauthorized / TooManyRequests unless the request carries the token."""
-        client = request.remote or "?"
+        client = client_address(request)
         self.throttle.check(client)
         if not token_matches(request.headers.get("Authorization"), self.token):
             self.throttle.failed(client)

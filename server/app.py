@@ -107,13 +107,20 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
 
     registry.on_change(announce)
     # leave a core to the event loop and the video codecs, which run beside the model
-    configure_torch(config.threads or max(1, cpu_count() - 1), config.data_dir / "torch-cache")
+    configure_torch(
+        config.threads or max(1, cpu_count() - 1),
+        config.data_dir / "torch-cache",
+        compile_in_thread=registry.device.type == "cpu",
+    )
     await registry.rescan()
     default = registry.default
     stylizers = [s.stylizer for s in sorted(registry.loaded(), key=lambda s: s.name != default)]
+    # start-up compiles at full speed; once viewers can come, compiling yields to them
     await asyncio.to_thread(
         warmup.prepare, stylizers, app[BUDGET], config.max_peers, config.max_batch
     )
+    if registry.compiler is not None:
+        registry.compiler.lower_priority()
     batcher.start()
     log.info("serving %d style(s) on %s", len(registry.loaded()), registry.device)
     tasks = [

@@ -63,10 +63,16 @@ class CompileWorker:
         """Stop the thread after its current shape."""
         self._todo.put(None)
 
+    def lower_priority(self, nice: int = COMPILE_NICE) -> None:
+        """From now on compile as background work: serving threads come first.
+
+        Compilers started afterwards (C++ compiler runs) inherit the thread's niceness.
+        """
+        if self._thread.native_id is not None:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self._thread.native_id, nice)
+
     def _work(self) -> None:
-        # compiling is background work: the serving threads come first
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPILE_NICE)
         while (item := self._todo.get()) is not None:
             runner, example = item
             if not runner.failed:

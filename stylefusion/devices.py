@@ -49,12 +49,18 @@ def configure_cpu_threads(threads: int | None = None) -> int:
 COMPILED_SHAPES = 64  # dynamo's recompile limit: every (batch, size) of a variant is one graph
 
 
-def configure_torch(threads: int | None = None, compile_cache: Path | None = None) -> None:
+def configure_torch(
+    threads: int | None = None, compile_cache: Path | None = None, compile_in_thread: bool = False
+) -> None:
     """Process-wide torch settings, set once by the program (server, CLI, bench) at start.
 
     threads: intra-op CPU threads (default: all cores); compile_cache: where inductor keeps
-    compiled kernels, so a restarted program reuses them instead of compiling again.
+    compiled kernels, so a restarted program reuses them instead of compiling again;
+    compile_in_thread: no pool of compile worker processes, so compiling runs (and yields
+    to serving) at the priority of the thread that compiles.
     """
+    if compile_in_thread:
+        torch._inductor.config.compile_threads = 1
     configure_cpu_threads(threads)
     torch._dynamo.config.cache_size_limit = max(
         torch._dynamo.config.cache_size_limit, COMPILED_SHAPES

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,11 @@ pytestmark = [
 
 
 async def test_admin_page_trains_a_style_end_to_end(
-    aiohttp_server, tmp_path: Path, models_dir: Path, content_dir: Path
+    aiohttp_server, tmp_path: Path, models_dir: Path
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    config = test_config(models_dir, tmp_path, admin_token=TOKEN)
-    shutil.copytree(content_dir, Path(config.data_dir) / "content")
+    config = test_config(models_dir, tmp_path, admin_token=TOKEN)  # photos: the shipped set
     server = await aiohttp_server(create_app(config))
     painting = make_style_image(tmp_path / "Water Lilies.png", seed=4)
     async with async_playwright() as pw:
@@ -62,6 +60,11 @@ async def test_admin_page_trains_a_style_end_to_end(
             await expect(job.locator(".job-live")).to_be_visible()
             style_option = page.locator("#video-style option[value=water-lilies]")
             await expect(style_option).to_have_count(1, timeout=20_000)
+            assert (models_dir / "water-lilies" / "lite.safetensors").is_file()
+
+            await job.locator(".job-delete").click()  # the job goes, the style it made stays
+            await expect(page.locator(".job")).to_have_count(0)
+            assert list((Path(config.data_dir) / "jobs").iterdir()) == []
             assert (models_dir / "water-lilies" / "lite.safetensors").is_file()
             assert errors == []
         finally:

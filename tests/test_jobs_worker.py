@@ -82,3 +82,14 @@ def test_a_style_this_job_already_wrote_counts_as_its_result(tmp_path: Path) -> 
     assert not worker.finished_earlier(folder, "lite", "stylefusion-server job j2")
     assert not worker.finished_earlier(folder, "full", command)
     assert not worker.finished_earlier(tmp_path / "models" / "none", "lite", command)
+
+
+def test_failure_messages_name_folders_instead_of_this_machines_paths(
+    store: JobStore, tmp_path: Path
+) -> None:
+    ctx, _ = _context(store, tmp_path)
+    text = f"content image {ctx.folder}/content-0.png does not exist in {ctx.folder}"
+    text += f"; no style in {ctx.settings.models_dir}"
+    assert worker.portable_message(text, ctx) == (
+        "content image content-0.png does not exist in the job folder; no style in the models dir"
+    )

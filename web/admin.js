@@ -224,6 +224,13 @@ function renderJobs(jobs) {
     updateView(view, job, before);
     if (list.children[index] !== view.root) list.insertBefore(view.root, list.children[index] || null);
   });
+  const listed = new Set(jobs.map((j) => j.id));
+  for (const [id, view] of state.views) {
+    if (listed.has(id)) continue;  // removed here, elsewhere, or by the retention sweep
+    view.root.remove();
+    state.views.delete(id);
+    state.jobs.delete(id);
+  }
 }
 
 function createView(job) {
@@ -233,6 +240,7 @@ function createView(job) {
   $(".job-cancel", root).addEventListener("click", () => cancelJob(job.id));
   $(".job-download", root).addEventListener("click", () => download(job.id));
   $(".job-watch", root).addEventListener("click", () => watch(job.id));
+  $(".job-delete", root).addEventListener("click", () => deleteJob(job.id));
   return { root, previewVersion: null, resultLoaded: false };
 }
 
@@ -262,6 +270,7 @@ function updateView(view, job, before) {
   $(".job-error", root).textContent = job.error && job.state === "failed" ? job.error : "";
   const active = job.state === "queued" || job.state === "running";
   $(".job-cancel", root).hidden = !active;
+  $(".job-delete", root).hidden = job.state === "running";
   const done = job.state === "done";
   $(".job-download", root).hidden = !done;
   $(".job-watch", root).hidden = !(done && job.kind === "video") || view.resultLoaded;
@@ -312,6 +321,12 @@ function setImage(img, blob) {
 async function cancelJob(id) {
   const resp = await api(`/api/jobs/${id}/cancel`, { method: "POST" });
   if (resp.ok) toast("Cancelling…");
+  refresh();
+}
+
+async function deleteJob(id) {
+  const resp = await api(`/api/jobs/${id}`, { method: "DELETE" });
+  if (!resp.ok) toast((await resp.json()).error || "could not remove the job", true);
   refresh();
 }
 

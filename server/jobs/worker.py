@@ -162,12 +162,26 @@ def execute(job: Job, ctx: JobContext) -> Outcome:
         return Outcome("cancelled" if ctx.sink.cancel_requested() else "queued")
     except StyleFusionError as exc:
         log.info("job %s failed: %s", job.id, exc)
-        return Outcome("failed", error=str(exc))
+        return Outcome("failed", error=portable_message(str(exc), ctx))
     except Exception as exc:
         log.exception("job %s crashed", job.id)
-        return Outcome("failed", error=f"internal error: {type(exc).__name__}: {exc}")
+        text = f"internal error: {type(exc).__name__}: {exc}"
+        return Outcome("failed", error=portable_message(text, ctx))
     log.info("%s job %s done in %.1f s", job.kind, job.id, time.monotonic() - started)
     return Outcome("done", result=result)
+
+
+def portable_message(text: str, ctx: JobContext) -> str:
+    """An error text for the job row, with this machine's folders named instead of spelled out."""
+    folders = {
+        ctx.folder: "the job folder",
+        ctx.settings.models_dir: "the models dir",
+        ctx.settings.content_dir: "the training photos",
+    }
+    for folder, name in folders.items():
+        if folder is not None:
+            text = text.replace(f"{folder}/", "").replace(str(folder), name)
+    return text
 
 
 def record(store: JobStore, job_id: str, outcome: Outcome) -> None:

@@ -8,8 +8,12 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -22,6 +26,7 @@ from server.keys import PEERS
 pytestmark = pytest.mark.timeout(120)
 
 JSON = {"Content-Type": "application/json"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -347,3 +352,14 @@ async def viewer_gets_frames(url: str) -> float:
         return difference(await viewer.latest_image(skip=2), viewer.camera.image)
     finally:
         await viewer.close()
+
+
+def test_a_short_admin_token_stops_the_server_with_one_line(models_dir, tmp_path):
+    command = [sys.executable, "-m", "server", "--models-dir", str(models_dir), "--device", "cpu"]
+    command += ["--data-dir", str(tmp_path / "var"), "--port", str(free_port())]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STYLEFUSION_ADMIN_TOKEN": "hunter2"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "16 characters" in lines[0], result.stderr
+    assert "hunter2" not in result.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiortc import RTCSessionDescription
 from webrtc_helpers import ServerThread, Viewer, difference, free_port, test_config
 
@@ -247,6 +248,18 @@ async def test_unknown_routes_and_methods_answer_json(client):
     response = await client.delete("/offer")
     assert await error_of(response, 405)
     assert "POST" in response.headers["Allow"]
+
+
+async def test_aiohttp_body_limit_answers_json(aiohttp_client, models_dir, tmp_path):
+    app = create_app(test_config(models_dir, tmp_path))
+
+    async def echo(request: web.Request) -> web.Response:  # a handler reading a whole body
+        return web.json_response(await request.json())
+
+    app.router.add_post("/echo", echo)
+    client = await aiohttp_client(app)
+    response = await client.post("/echo", data=b"[" + b" " * 2**21 + b"]", headers=JSON)
+    assert "body size" in await error_of(response, 413)
 
 
 async def test_admin_token_guesses_are_throttled(aiohttp_client, models_dir, tmp_path):

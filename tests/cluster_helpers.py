@@ -20,6 +20,7 @@ from webrtc_helpers import Viewer
 
 REPO = Path(__file__).resolve().parent.parent
 NGINX_CONF = REPO / "deploy" / "nginx.conf"
+RETRY_DELAYS_S = (1, 2, 4, 5, 5, 5, 5)  # web/app.js RETRY_DELAYS_MS
 SILENCE_S = 4.0  # no control message (stats come every second) this long: the node is gone
 
 
@@ -154,12 +155,13 @@ class RoamingViewer:
         old, self.viewer = self.viewer, None
         if old is not None:
             await old.close()
-        while True:
+        for delay in RETRY_DELAYS_S:  # as web/app.js: a fresh offer after 1 s, then backing off
+            await asyncio.sleep(delay)
             try:
                 await self._connect()
                 break
             except (AssertionError, aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(0.5)  # the page backs off and tries again
+                continue
         self.reconnects += 1
 
     async def styled_stats(self, timeout: float = 30) -> dict:

@@ -7,7 +7,6 @@ there shows up on the other node, and when a node dies its viewers come back on 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from pathlib import Path
 
@@ -63,10 +62,12 @@ async def test_viewers_spread_styles_shared_and_a_dead_nodes_viewers_come_back(
 ) -> None:
     monkeypatch.setenv("STYLEFUSION_ADMIN_TOKEN", TOKEN)  # inherited by both nodes
     data_a, data_b = tmp_path / "var-a", tmp_path / "var-b"
-    shutil.copytree(content_dir, data_a / "content")
     port_a, port_b, port_front = free_port(), free_port(), free_port()
     common = ("--max-peers", "4")
-    a = start_node(port_a, models_dir, data_a, tmp_path / "a.log", "--role", "all", *common)
+    photos = ("--content-dir", str(content_dir))  # six tiny photos: a quick training
+    a = start_node(
+        port_a, models_dir, data_a, tmp_path / "a.log", "--role", "all", *common, *photos
+    )
     b = start_node(port_b, models_dir, data_b, tmp_path / "b.log", "--role", "live", *common)
     viewers: list[RoamingViewer] = []
     try:

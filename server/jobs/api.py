@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 PREVIEW_FILE = "preview.jpg"
 FORM_SLACK = 64 * 1024  # multipart headers and plain fields on top of the files
+PROBES_AT_ONCE = 2  # clip probes (child processes) running at once; more uploads wait their turn
 MAX_CONTENT_UPLOAD = 8  # training photos per request, counted in images' byte limits
 CAPS = {  # params field -> the ServerConfig limit it may not exceed (server policy, not library)
     RenderParams: {"size": "max_render_size", "iterations": "max_render_iterations"},
@@ -88,6 +90,7 @@ class JobsApi:
         self.limits = UploadLimits.from_config(config)
         self.default_variant = variant
         self.on_submit: Callable[[], None] = lambda: None
+        self._probes = threading.BoundedSemaphore(PROBES_AT_ONCE)
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         """GET /api/jobs: the newest jobs first."""
@@ -220,7 +223,8 @@ class JobsApi:
         return params
 
     def _video_files(self, params: VideoParams, form: UploadedForm, folder: Path) -> VideoParams:
-        clip = probe_clip(form.file("file"), self.limits)
+        with self._probes:  # each probe may use up to probe_memory_mb: bound them together
+            clip = probe_clip(form.file("file"), self.limits)
         return dataclasses.replace(params, input=clip.name)
 
     def _render_files(self, params: RenderParams, form: UploadedForm, folder: Path) -> RenderParams:

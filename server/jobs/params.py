@@ -3,8 +3,8 @@
 The API builds them from form fields, the store keeps them as JSON, and the worker (or any
 other backend) turns them into the library's `VideoConfig`, `RenderConfig` or `TrainConfig`.
 Defaults are those configs' own (a dataclass keeps each default as a class attribute),
-never retyped here. File names are relative to the
-job folder, so a job row holds no machine's absolute path.
+never retyped here. File names are relative to the job folder, so a job row holds no
+machine's absolute path.
 """
 
 from __future__ import annotations

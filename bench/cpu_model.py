@@ -59,6 +59,8 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
     x_cl = x.contiguous(memory_format=torch.channels_last)
     net_cl = _copy(net).to(memory_format=torch.channels_last)
     net_bf16, x_bf16 = _copy(net).to(torch.bfloat16), x.to(torch.bfloat16)
+    net_bf16_cl = _copy(net).to(torch.bfloat16, memory_format=torch.channels_last)
+    x_bf16_cl = x_bf16.contiguous(memory_format=torch.channels_last)
     compiled, compiled_cl = compile_model(net), compile_model(net_cl)
     compiled_bf16 = compile_model(net_bf16)
 
@@ -70,6 +72,7 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
         "eager_fp32": lambda: net(x),
         "eager_channels_last": lambda: net_cl(x_cl),
         "eager_bf16": lambda: net_bf16(x_bf16),
+        "eager_bf16_channels_last": lambda: net_bf16_cl(x_bf16_cl),
         "eager_autocast_bf16": autocast,
         "compiled_fp32 (live setting)": lambda: compiled(x),
         "compiled_channels_last": lambda: compiled_cl(x_cl),
@@ -99,7 +102,7 @@ def time_round_robin(runners: dict[str, Runner], rounds: int, calls: int) -> dic
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def bf16_quality(style: Path, photos: list[Path]) -> dict[str, Any]:
+def bf16_quality(style: Path, photos: list[Path], style_image: Path) -> dict[str, Any]:
     """Yardstick (content + 5 x style) of a style's lite network in fp32 and in bf16."""
     from stylefusion.style_folder import read_style
     from stylefusion.stylizer import Stylizer
@@ -111,7 +114,7 @@ def bf16_quality(style: Path, photos: list[Path]) -> dict[str, Any]:
         stylizer = Stylizer(load_transformer(style, "lite"), "cpu", name=info.name, variant="lite")
         stylizer.eager = stylizer.model = stylizer.eager.to(dtype)
         stylizer.dtype = dtype
-        scores[name] = score(stylizer, photos, style / "style.jpg").total
+        scores[name] = score(stylizer, photos, style_image).total
     change = 100 * (scores["bf16"] - scores["fp32"]) / scores["fp32"]
     return {"fp32": scores["fp32"], "bf16": scores["bf16"], "change_percent": round(change, 2)}
 
@@ -146,7 +149,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rows": rows,
     }
     if args.style and args.photos:
-        report["bf16_yardstick"] = bf16_quality(args.style, args.photos)
+        style_image = args.style_image or args.style / "style.jpg"
+        report["bf16_yardstick"] = bf16_quality(args.style, args.photos, style_image)
     return report
 
 
@@ -159,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=5, help="calls per timed turn")
     p.add_argument("--style", type=Path, help="a style folder (default: random weights)")
     p.add_argument("--photos", type=Path, nargs="*", default=[], help="for the bf16 yardstick")
+    p.add_argument("--style-image", type=Path, help="the original painting (default: style.jpg)")
     p.add_argument("--output", type=Path, help="merge the JSON into this file")
     args = p.parse_args(argv)
     report = run(args)

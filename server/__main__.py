@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-compile", action="store_true", help="run the model eager (no torch.compile)"
     )
     p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="CPU inference precision (auto: bf16 where the CPU has it natively)",
+    )
+    p.add_argument(
         "--threads", type=int, help="CPU threads for inference (default: all cores but one)"
     )
     p.add_argument("--cert-file", type=Path, help="PEM certificate (chain): serve HTTPS")
@@ -182,6 +188,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         marker_bit=not args.no_marker_bit,
         threads=args.threads,
         compile=not args.no_compile,
+        precision=args.precision,
         cert_file=args.cert_file,
         key_file=args.key_file,
         role=args.role,

@@ -40,6 +40,7 @@ def create_app(config: ServerConfig) -> web.Application:
         resolve_device(config.device),
         config.variant,
         compile=config.compile,
+        precision=config.precision,
     )
     planner = BudgetPlanner(CostModel())
     batcher = Batcher(

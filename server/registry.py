@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from stylefusion.compiled import CompileWorker
-from stylefusion.devices import default_variant
+from stylefusion.devices import cpu_has_bf16, default_variant
 from stylefusion.errors import StyleFusionError, StyleNotFound
 from stylefusion.style_folder import (
     META_FILE,
@@ -28,12 +28,14 @@ from stylefusion.style_folder import (
 )
 from stylefusion.stylizer import Stylizer
 from stylefusion.transformer_net import VARIANTS
+from stylefusion.tuning import Tuning
 
 from .style_files import hidden_names
 
 log = logging.getLogger(__name__)
 
 Signature = tuple[tuple[str, int, int], ...]  # (file, mtime_ns, size) of the files that matter
+CPU_BF16 = Tuning("bfloat16", "eager")
 WATCHED_FILES = (META_FILE, STYLE_IMAGE, *(weights_file(v) for v in VARIANTS))
 
 
@@ -70,7 +72,10 @@ class StyleRegistry:
         device: torch.device,
         variant: str | None = None,
         compile: bool = False,
+        precision: str = "auto",
     ) -> None:
+        """precision: "fp32", "bf16" (CPU only), or "auto": bf16 on a CPU that has it natively
+        (eager, which bench/cpu_model.py measured faster there than compiled fp32 or bf16)."""
         self.models_dir = Path(models_dir)
         self.device = device
         self.preferred_variant = variant or default_variant(device)
@@ -79,8 +84,11 @@ class StyleRegistry:
         self.hidden: frozenset[str] = frozenset()  # style folders the admin hid (files kept)
         self._listeners: list[Callable[[list[StyleInfo]], None]] = []
         self._lock = asyncio.Lock()
+        self.cpu_bf16 = device.type == "cpu" and (
+            precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+        )
         # one compile thread for all styles: a shape compiled for one is reused by the others
-        self.compiler = CompileWorker("style-compile") if compile else None
+        self.compiler = CompileWorker("style-compile") if compile and not self.cpu_bf16 else None
 
     def close(self) -> None:
         """Stop the background compile thread."""
@@ -189,6 +197,8 @@ class StyleRegistry:
             self.device,
             compile="background" if self.compiler is not None else "off",
             compiler=self.compiler,
+            half=True if self.cpu_bf16 else None,
+            tuning=CPU_BF16 if self.cpu_bf16 else None,
             name=info.name,
             variant=variant,
         )

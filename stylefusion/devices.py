@@ -33,6 +33,15 @@ def default_variant(device: torch.device) -> str:
     return "full" if device.type == "cuda" else "lite"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), per /proc/cpuinfo."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def cpu_count() -> int:
     """Cores this process may run on (its affinity, not the machine's total)."""
     return len(os.sched_getaffinity(0))

@@ -97,10 +97,19 @@ async def test_server_starts_with_an_empty_models_dir(aiohttp_client, tmp_path):
 
 
 async def test_styles_share_one_background_compiler(models_dir):
-    registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True)
+    registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True, precision="fp32")
     await registry.rescan()
     runners = [style.stylizer.model for style in registry.loaded()]
     registry.close()
     assert len(runners) == 2
     assert all(isinstance(r, BackgroundCompiled) for r in runners)
     assert {r.worker for r in runners} == {registry.compiler}
+
+
+async def test_bf16_on_cpu_runs_eager_in_bfloat16(models_dir):
+    registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True, precision="bf16")
+    await registry.rescan()
+    stylizer = registry.stylizer("alpha")
+    registry.close()
+    assert registry.compiler is None  # eager bf16 beats compiled on such CPUs: nothing to compile
+    assert stylizer.dtype == torch.bfloat16 and stylizer.model is stylizer.eager

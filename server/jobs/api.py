@@ -37,10 +37,6 @@ PREVIEW_FILE = "preview.jpg"
 FORM_SLACK = 64 * 1024  # multipart headers and plain fields on top of the files
 PROBES_AT_ONCE = 2  # clip probes (child processes) running at once; more uploads wait their turn
 MAX_CONTENT_UPLOAD = 8  # training photos per request, counted in images' byte limits
-CAPS = {  # params field -> the ServerConfig limit it may not exceed (server policy, not library)
-    RenderParams: {"size": "max_render_size", "iterations": "max_render_iterations"},
-    TrainParams: {"size": "max_train_size"},
-}
 
 
 def job_view(job: Job, history: list[dict[str, float]] | None = None) -> dict[str, Any]:
@@ -214,13 +210,25 @@ class JobsApi:
                 resolve_style(params.style, self.models_dir)
         except InvalidInput as exc:
             raise Unprocessable(str(exc)) from None
-        for name, limit in CAPS.get(cls, {}).items():
-            if getattr(params, name) > getattr(self.config, limit):
-                raise Unprocessable(f"{name!r} must be at most {getattr(self.config, limit)}")
+        for name, value, limit in self._caps(params):
+            if value > limit:
+                raise Unprocessable(f"{name!r} must be at most {limit}")
         if isinstance(params, TrainParams):
             params = params.with_budget()
             self._check_name_free(params.name, params.overwrite)
         return params
+
+    def _caps(self, params: P) -> list[tuple[str, float, float]]:
+        """(field, value, the server's upper limit): policy on top of the library's checks."""
+        config = self.config
+        if isinstance(params, RenderParams):
+            return [
+                ("size", params.size, config.max_render_size),
+                ("iterations", params.iterations, config.max_render_iterations),
+            ]
+        if isinstance(params, TrainParams):
+            return [("size", params.size, config.max_train_size)]
+        return []
 
     def _video_files(self, params: VideoParams, form: UploadedForm, folder: Path) -> VideoParams:
         with self._probes:  # each probe may use up to probe_memory_mb: bound them together

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,23 @@ def test_the_sweep_removes_only_jobs_that_ended_long_enough_ago(store: JobStore)
     assert store.sweep(7 * 86400) == 1
     assert store.get(old.id) is None
     assert store.get(fresh.id) is not None and store.get(queued.id) is not None
+
+
+def test_rows_written_before_typed_params_still_load(store: JobStore) -> None:
+    """A server upgraded with jobs still queued runs them with the library's defaults."""
+    old = {
+        "render": {"size": 48, "iterations": 6, "style_weight": None, "content": "c.png"},
+        "train": {"name": "old", "variant": "lite", "steps": 10, "content_files": 3},
+    }
+    with store._connect() as db:
+        for i, (kind, params) in enumerate(old.items()):
+            db.execute(
+                "INSERT INTO jobs (id, kind, params, created) VALUES (?, ?, ?, ?)",
+                (f"old{i}", kind, json.dumps(params), float(i)),
+            )
+    render, train = store.get("old0"), store.get("old1")
+    assert render is not None and render.params == RenderParams(
+        size=48, iterations=6, content="c.png"
+    )
+    assert train is not None and isinstance(train.params, TrainParams)
+    assert train.params.content == "content" and train.params.steps == 10

@@ -230,10 +230,10 @@ def to_json(params: JobParams) -> dict[str, Any]:
 
 
 def from_json(kind: str, data: Mapping[str, Any]) -> JobParams:
-    """Params of a stored job; keys this version does not know are ignored."""
+    """Params of a stored job; unknown keys are ignored, and a null means the default."""
     cls = PARAMS[kind]
     known = {f.name for f in dataclasses.fields(cls)}
-    values = {k: v for k, v in data.items() if k in known}
+    values = {k: v for k, v in data.items() if k in known and v is not None}
     if kind == "train" and data.get("content_files"):  # rows written before typed params
         values["content"] = CONTENT_FOLDER
     return cls(**values)

@@ -264,6 +264,8 @@ async def run_glass(
         "model": histogram_samples(app, "stylefusion_inference_seconds"),
         "in_server": histogram_samples(app, "stylefusion_server_latency_seconds"),
     }
+    batches_before = dict(app[BATCHER].batch_sizes)
+    dropped_before = _decoder_dropped(app)
     start, rss = time.perf_counter(), [rss_mb()]
     sampler = asyncio.ensure_future(_sample_rss(rss))
     if late:
@@ -286,12 +288,23 @@ async def run_glass(
         "seconds": seconds,
         "per_peer": [summarize_viewer(v, start, end) for v in viewers],
         "stages_ms": stages,
-        "batch_sizes": dict(sorted(app[BATCHER].batch_sizes.items())),
+        "batch_sizes": {
+            size: count - batches_before.get(size, 0)
+            for size, count in sorted(app[BATCHER].batch_sizes.items())
+            if count > batches_before.get(size, 0)
+        },
+        # encoded frames the bounded decoder queue dropped (decoder behind: no backlog)
+        "decoder_dropped": _decoder_dropped(app) - dropped_before,
         "rss_mb": {"start": round(rss[0], 1), "end": round(rss[-1], 1), "max": round(max(rss), 1)},
     }
     if late:
         result["join"] = join_report(viewers[0], start, joined, end)
     return result
+
+
+def _decoder_dropped(app: Any) -> float:
+    registry = app[METRICS].registry
+    return registry.get_sample_value("stylefusion_decoder_dropped_total") or 0.0
 
 
 async def _sample_rss(into: list[float]) -> None:

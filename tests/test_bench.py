@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,18 @@ def test_bench_script_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     rows = {(r["device"], r["variant"], r["size"]) for r in report["inference"]}
     assert rows == {("cpu", "full", "32x24"), ("cpu", "lite", "32x24")}
     assert all(r["fps"] > 0 for r in report["inference"])
+
+
+def test_glass_to_glass_bench_times_flashes_and_merges_its_json(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    out.write_text(json.dumps({"inference": ["kept"]}))
+    script = ROOT / "bench" / "live.py"
+    args = ["--mode", "glass", "--peers", "1", "--size", "64x48", "--seconds", "3"]
+    args += ["--no-compile", "--data-dir", str(tmp_path / "var"), "--output", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, str(script), *args], check=True, env=env, timeout=240)
+    report = json.loads(out.read_text())
+    assert report["inference"] == ["kept"]  # make bench's numbers survive
+    (run,) = report["live_glass"]["runs"]
+    assert run["per_peer"][0]["fps"] > 0
+    assert {"jitter_buffer", "decode", "wait", "model", "encode"} <= run["stages_ms"].keys()

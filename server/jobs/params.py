@@ -200,7 +200,7 @@ def from_fields(cls: type[P], fields: Mapping[str, str], **defaults: Any) -> P:
         if f.default is dataclasses.MISSING and f.name not in values and f.name not in defaults
     ]
     if missing:
-        raise InvalidInput(f"missing field {missing[0]!r}")
+        raise InvalidInput(f"missing field {missing[0]!r} (send plain fields before the files)")
     params = cls(**(defaults | values))
     params.check()
     return params

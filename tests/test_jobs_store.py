@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -118,7 +120,14 @@ def test_the_sweep_removes_only_jobs_that_ended_long_enough_ago(store: JobStore)
         store.finish(job.id, "done", result="x/meta.json")
     with store._connect() as db:
         db.execute("UPDATE jobs SET finished = finished - 8 * 86400 WHERE id = ?", (old.id,))
-    assert store.sweep(7 * 86400) == 1
+    orphan, arriving = store.job_dir("cutoff-upload"), store.job_dir("arriving-upload")
+    for folder in (orphan, arriving):
+        folder.mkdir()
+        (folder / "upload-file-0").write_bytes(b"x")
+    week_ago = time.time() - 8 * 86400
+    os.utime(orphan, (week_ago, week_ago))
+    assert store.sweep(7 * 86400) == 2
+    assert not orphan.exists() and arriving.is_dir()  # an upload still arriving is kept
     assert store.get(old.id) is None
     assert store.get(fresh.id) is not None and store.get(queued.id) is not None
 

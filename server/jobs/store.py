@@ -16,6 +16,7 @@ from .params import JobParams, from_json, to_json
 
 DB_FILE = "jobs.sqlite3"
 FINAL_STATES = ("done", "failed", "cancelled")
+ORPHAN_GRACE_S = 3600.0  # a job folder without a row is left alone at least this long
 MAX_HISTORY = 400  # loss points returned for the chart (older ones thinned out)
 
 _SCHEMA = """
@@ -291,8 +292,20 @@ class JobStore:
         return True
 
     def sweep(self, max_age_s: float) -> int:
-        """Remove ended jobs (and their files) that finished more than `max_age_s` ago."""
-        removed = sum(self.remove(job_id) for job_id in self.ended_before(time.time() - max_age_s))
+        """Remove ended jobs (and their files) that finished more than `max_age_s` ago.
+
+        Also folders no job row owns (an upload cut off by a killed server), once they are as
+        old, and at least ORPHAN_GRACE_S, so an upload still arriving is never touched.
+        """
+        cutoff = time.time() - max_age_s
+        removed = sum(self.remove(job_id) for job_id in self.ended_before(cutoff))
+        with self._connect() as db:
+            owned = {r["id"] for r in db.execute("SELECT id FROM jobs").fetchall()}
+        orphan_cutoff = min(cutoff, time.time() - ORPHAN_GRACE_S)
+        for folder in self.jobs_dir.iterdir():
+            if folder.name not in owned and folder.stat().st_mtime < orphan_cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
         return removed
 
     def ended_before(self, cutoff: float) -> list[str]:

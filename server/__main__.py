@@ -99,6 +99,17 @@ def add_job_limits(p: argparse.ArgumentParser) -> None:
         "--max-clip-pixels", type=int, default=d.max_clip_pixels, help="largest clip frame"
     )
     p.add_argument(
+        "--probe-memory-mb",
+        type=int,
+        default=d.probe_memory_mb,
+        help="address-space cap of the child process that probes a clip upload",
+    )
+    p.add_argument("--max-render-size", type=int, default=d.max_render_size, help="render side")
+    p.add_argument(
+        "--max-render-iterations", type=int, default=d.max_render_iterations, help="render steps"
+    )
+    p.add_argument("--max-train-size", type=int, default=d.max_train_size, help="training crop")
+    p.add_argument(
         "--job-retention-days",
         type=float,
         default=d.job_retention_days,
@@ -183,6 +194,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_image_bytes=int(args.max_image_mb * MB),
         max_clip_seconds=args.max_clip_seconds,
         max_clip_pixels=args.max_clip_pixels,
+        probe_memory_mb=args.probe_memory_mb,
+        max_render_size=args.max_render_size,
+        max_render_iterations=args.max_render_iterations,
+        max_train_size=args.max_train_size,
         job_retention_days=args.job_retention_days,
         min_free_disk_mb=args.min_free_disk_mb,
         marker_bit=not args.no_marker_bit,

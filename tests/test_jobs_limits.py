@@ -239,3 +239,21 @@ async def test_hostile_clips_are_refused_up_front_or_fail_their_job_clearly(
         client, "video", form({"file": make_clip(tmp_path / "ok.mp4")}, style="alpha")
     )
     assert (await wait_job(client, ok))["state"] == "done"
+
+
+def test_every_job_limit_has_a_flag() -> None:
+    from server.__main__ import build_parser, config_from_args
+
+    flags = {
+        "--max-clip-seconds": ("max_clip_seconds", 30.0),
+        "--max-clip-pixels": ("max_clip_pixels", 640 * 480),
+        "--probe-memory-mb": ("probe_memory_mb", 512),
+        "--max-render-size": ("max_render_size", 1024),
+        "--max-render-iterations": ("max_render_iterations", 100),
+        "--max-train-size": ("max_train_size", 512),
+        "--min-free-disk-mb": ("min_free_disk_mb", 10),
+        "--job-retention-days": ("job_retention_days", 2.0),
+    }
+    argv = [arg for flag, (_, value) in flags.items() for arg in (flag, str(value))]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert {field: getattr(config, field) for field, _ in flags.values()} == dict(flags.values())

@@ -155,10 +155,14 @@ class PeerSet:
     def __iter__(self):  # noqa: ANN204 - an iterator over a snapshot
         return iter(list(self._peers.values()))
 
-    def add(self, peer: Peer) -> None:
-        """Admit a peer, or raise AtCapacity when max_peers are live."""
+    def check_room(self) -> None:
+        """Raise AtCapacity when max_peers are live."""
         if len(self._peers) >= self.max_peers:
             raise AtCapacity(f"the server is at capacity ({self.max_peers} live peers)")
+
+    def add(self, peer: Peer) -> None:
+        """Admit a peer, or raise AtCapacity when max_peers are live."""
+        self.check_room()
         self._peers[peer.id] = peer
         self.batcher.add_peer(peer.id)
         self.metrics.active_peers.set(len(self._peers))

@@ -45,6 +45,7 @@ async def offer(request: web.Request) -> web.Response:
         raise BadRequest(f"unknown style {style!r}")
     remote = client_address(request)
     check_pending(peers, remote, config)
+    peers.check_room()  # before building a connection that would only be thrown away
     peer = Peer(RTCPeerConnection(rtc_configuration(config)), style, registry)
     peer.remote = remote
     peers.add(peer)  # before any await, so concurrent offers cannot exceed max_peers

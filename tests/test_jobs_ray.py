@@ -9,12 +9,15 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from cluster_helpers import free_port, start_node, stop, wait_ready
 from conftest import make_style_image
-from jobs_helpers import AUTH, TINY_TRAIN, form, jobs_app, jobs_config, submit, wait_job
+from jobs_helpers import AUTH, TINY_TRAIN, TOKEN, form, jobs_app, jobs_config, submit, wait_job
 from media_helpers import make_clip, read_clip
 
+from server.jobs.store import JobStore
 from server.keys import JOB_STORE
 
 ray = pytest.importorskip("ray")
@@ -102,3 +105,53 @@ async def test_cancel_reaches_its_actor_and_a_killed_worker_resumes_from_its_che
     steps = [point["step"] for point in done["history"]]
     assert steps.count(1) == 1  # the second worker went on from the checkpoint, not from step 1
     assert steps[-1] == 40 and (models_dir / "kept" / "lite.safetensors").is_file()
+
+
+async def test_a_restarted_server_reattaches_to_the_ray_actor_still_running_its_job(
+    ray_cluster, tmp_path: Path, models_dir: Path, content_dir: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("STYLEFUSION_ADMIN_TOKEN", TOKEN)
+    port, data_dir = free_port(), tmp_path / "var"
+    url = f"http://127.0.0.1:{port}"
+    ray_args = ("--jobs-backend", "ray", "--ray-address", ray.get_runtime_context().gcs_address)
+    args = (*ray_args, "--content-dir", str(content_dir))
+    server = start_node(port, models_dir, data_dir, tmp_path / "first.log", *args).process
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_ready(session, url)
+            painting = make_style_image(tmp_path / "painting.png", seed=3)
+            data = form(
+                {"style_image": painting}, name="endless", **TINY_TRAIN | {"steps": "100000"}
+            )
+            async with session.post(f"{url}/api/jobs/train", data=data, headers=AUTH) as resp:
+                job_id = (await resp.json())["id"]
+            before = await _training(session, url, job_id, above=0)
+            server.kill()  # kill -9: no cleanup; the detached actor trains on
+            server.wait(10)
+            server = start_node(port, models_dir, data_dir, tmp_path / "second.log", *args).process
+            await wait_ready(session, url)
+            await _training(session, url, job_id, above=before["progress"])  # reports flow again
+            async with session.post(f"{url}/api/jobs/{job_id}/cancel", headers=AUTH) as resp:
+                assert resp.status == 200
+            while (view := await _view(session, url, job_id))["state"] == "running":
+                await asyncio.sleep(0.2)
+            assert view["state"] == "cancelled", view
+        assert JobStore(data_dir).get(job_id).attempts == 1  # type: ignore[union-attr]
+    finally:
+        stop(server)
+
+
+async def _view(session: aiohttp.ClientSession, url: str, job_id: str) -> dict:
+    async with session.get(f"{url}/api/jobs/{job_id}", headers=AUTH) as resp:
+        return await resp.json()
+
+
+async def _training(session: aiohttp.ClientSession, url: str, job_id: str, above: float) -> dict:
+    """Wait until the job runs with progress beyond `above`; its JSON."""
+    for _ in range(1200):
+        view = await _view(session, url, job_id)
+        assert view["state"] in ("queued", "running"), view
+        if view["state"] == "running" and view["progress"] > above:
+            return view
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} made no progress past {above}")

@@ -16,10 +16,11 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,13 +182,14 @@ class RayRunner:
         """Join the cluster at `address`, or start a local Ray bounded to the job CPUs."""
         if not ray.is_initialized():
             local = {} if self.address else {"num_cpus": self.workers * self._job_cpus}
-            ray.init(
-                address=self.address,
-                namespace=NAMESPACE,
-                include_dashboard=False,
-                configure_logging=False,
-                **local,
-            )
+            with _keep_sigterm():
+                ray.init(
+                    address=self.address,
+                    namespace=NAMESPACE,
+                    include_dashboard=False,
+                    configure_logging=False,
+                    **local,
+                )
             self._owns_ray = True
         if self.gpus is None:
             self.gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -335,6 +337,17 @@ class RayRunner:
         job = self.store.get(job_id)
         if job is not None and job.state in FINAL_STATES:  # a queued job keeps its checkpoint
             checkpoint_path(self.settings.models_dir, job_id).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _keep_sigterm() -> Iterator[None]:
+    """Ray installs its own SIGTERM handler, which ends the process on the spot; put ours
+    (aiohttp's graceful stop: jobs checkpoint and go back to the queue) back after it."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    yield
+    if main and previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _find_actor(job_id: str) -> Any | None:

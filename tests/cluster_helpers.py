@@ -81,6 +81,8 @@ def nginx(tmp: Path, listen: int, jobs_node: int, live_node: int) -> Iterator[st
     conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
     conf = conf.replace("127.0.0.1:8081", f"127.0.0.1:{jobs_node}")
     conf = conf.replace("127.0.0.1:8082", f"127.0.0.1:{live_node}")
+    served_by = "non_idempotent;\n            add_header X-Served-By $upstream_addr always;"
+    conf = conf.replace("non_idempotent;", served_by)  # tells the test which node took an offer
     prefix = tmp / "nginx"
     prefix.mkdir()
     (prefix / "nginx.conf").write_text(conf)
@@ -120,6 +122,7 @@ class RoamingViewer:
     seed: int = 0
     viewer: Viewer | None = None
     node: str = ""  # host:port of the node that answered the last offer
+    tried: list[str] = field(default_factory=list)  # the nodes nginx tried for it, in order
     reconnects: int = 0
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -134,7 +137,8 @@ class RoamingViewer:
         async with self.session.post(f"{self.base_url}/offer", json=body) as resp:
             answer = await resp.json()
             assert resp.status == 200, answer
-            self.node = resp.headers.get("X-Served-By", "").split(",")[-1].strip()
+            self.tried = [n.strip() for n in resp.headers.get("X-Served-By", "").split(",")]
+            self.node = self.tried[-1]
         await viewer.pc.setRemoteDescription(RTCSessionDescription(**answer))
         await viewer.wait_open(20)
         self.viewer = viewer

@@ -63,19 +63,18 @@ async def test_viewers_spread_styles_shared_and_a_dead_nodes_viewers_come_back(
     monkeypatch.setenv("STYLEFUSION_ADMIN_TOKEN", TOKEN)  # inherited by both nodes
     data_a, data_b = tmp_path / "var-a", tmp_path / "var-b"
     port_a, port_b, port_front = free_port(), free_port(), free_port()
-    common = ("--max-peers", "4")
     photos = ("--content-dir", str(content_dir))  # six tiny photos: a quick training
-    a = start_node(
-        port_a, models_dir, data_a, tmp_path / "a.log", "--role", "all", *common, *photos
-    )
-    b = start_node(port_b, models_dir, data_b, tmp_path / "b.log", "--role", "live", *common)
+    a_args = ("--role", "all", "--max-peers", "6", *photos)
+    a = start_node(port_a, models_dir, data_a, tmp_path / "a.log", *a_args)
+    b_args = ("--role", "live", "--max-peers", "2")
+    b = start_node(port_b, models_dir, data_b, tmp_path / "b.log", *b_args)
     viewers: list[RoamingViewer] = []
     try:
         with nginx(tmp_path, port_front, port_a, port_b) as front:
             async with aiohttp.ClientSession() as session:
                 assert (await wait_ready(session, a.url))["jobs"] is True
                 health_b = await wait_ready(session, b.url)
-                assert health_b["jobs"] is False and health_b["max_peers"] == 4
+                assert health_b["jobs"] is False and health_b["max_peers"] == 2
                 await wait_ready(session, front)
                 # the job API lives on the node with the store; nginx routes it there
                 async with session.get(f"{b.url}/api/jobs", headers=AUTH) as resp:
@@ -104,6 +103,18 @@ async def test_viewers_spread_styles_shared_and_a_dead_nodes_viewers_come_back(
 
                 await _wait_for(on_b, 30, "the trained style on node b")
 
+                # node b is full: it answers 503 and nginx moves the next offers on to node a
+                assert (await _healthz(session, b.url))["at_capacity"] is True
+                extra = [RoamingViewer(session, front, s, seed=9) for s in ("beta", "alpha")]
+                for viewer in extra:
+                    await viewer.start()
+                    assert viewer.node == f"127.0.0.1:{port_a}"
+                # round robin sends one of the two to node b first
+                assert any(f"127.0.0.1:{port_b}" in v.tried for v in extra), [
+                    v.tried for v in extra
+                ]
+                viewers += extra
+
                 # node b dies: its two viewers re-offer through nginx and land on node a
                 moved = [v for v in viewers if v.node == f"127.0.0.1:{port_b}"]
                 b.process.kill()
@@ -118,7 +129,7 @@ async def test_viewers_spread_styles_shared_and_a_dead_nodes_viewers_come_back(
                 assert all(v.reconnects >= 1 for v in moved)
                 for viewer in viewers:
                     await viewer.styled_stats()  # frames flow again, in each viewer's style
-                assert (await _healthz(session, a.url))["peers"] == 4
+                assert (await _healthz(session, a.url))["peers"] == 6
     finally:
         for viewer in viewers:
             await viewer.close()

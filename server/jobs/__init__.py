@@ -15,7 +15,7 @@ from stylefusion.content import default_photos_dir
 from stylefusion.devices import cpu_count, default_variant, resolve_device
 
 from ..config import ServerConfig
-from ..errors import NotFound
+from ..errors import ConfigError, NotFound
 from ..keys import ADMIN_GUARD, ADMIN_TOKEN, CONFIG, JOB_RUNNER, JOB_STORE, PEERS
 from .api import JobsApi
 from .auth import AdminGuard, FailureThrottle, load_token
@@ -58,7 +58,11 @@ def make_runner(
     """The job runner of the configured backend: a local worker process, or Ray actors."""
     hooks = {"live_peers": partial(_live_peers, app)}
     if config.jobs_backend == "ray":
-        from .ray_backend import RayRunner  # ray is an optional extra, imported only here
+        try:
+            from .ray_backend import RayRunner  # ray is an optional extra, imported only here
+        except ImportError as exc:
+            msg = f"--jobs-backend ray needs Ray: pip install -e '.[cluster]' ({exc})"
+            raise ConfigError(msg) from None
 
         return RayRunner(  # type: ignore[return-value]  # same start/stop/wake interface
             store, settings, config.max_jobs, config.ray_address, config.job_gpus, **hooks

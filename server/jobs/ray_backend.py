@@ -29,6 +29,7 @@ from ray.exceptions import RayError
 
 from stylefusion.fsutil import atomic_write_bytes
 
+from ..errors import ConfigError
 from .params import TrainParams
 from .runner import MAX_ATTEMPTS, STOP_GRACE_S, SUPERVISE_EVERY_S
 from .sink import PREVIEW_FILE
@@ -182,14 +183,17 @@ class RayRunner:
         """Join the cluster at `address`, or start a local Ray bounded to the job CPUs."""
         if not ray.is_initialized():
             local = {} if self.address else {"num_cpus": self.workers * self._job_cpus}
-            with _keep_sigterm():
-                ray.init(
-                    address=self.address,
-                    namespace=NAMESPACE,
-                    include_dashboard=False,
-                    configure_logging=False,
-                    **local,
-                )
+            try:
+                with _keep_sigterm():
+                    ray.init(
+                        address=self.address,
+                        namespace=NAMESPACE,
+                        include_dashboard=False,
+                        configure_logging=False,
+                        **local,
+                    )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"cannot start or join Ray at {self.address!r}: {exc}") from exc
             self._owns_ray = True
         if self.gpus is None:
             self.gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -232,7 +236,8 @@ class RayRunner:
                 await asyncio.wait_for(self._wake.wait(), SUPERVISE_EVERY_S)
 
     async def _tick(self) -> None:
-        await self._poll_all(self.live_peers())
+        # jobs yield to live viewers only on a local Ray, which shares this box's CPU
+        await self._poll_all(0 if self.address else self.live_peers())
         while len(self.actors) < self.workers:
             job = await asyncio.to_thread(self.store.claim, os.getpid())
             if job is None:

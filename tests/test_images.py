@@ -9,7 +9,9 @@ import pytest
 from media_helpers import make_photo
 from PIL import Image
 
-from server.jobs.uploads import UploadError, UploadLimits, probe_image
+from server.config import ServerConfig
+from server.errors import UnsupportedMedia
+from server.jobs.uploads import UploadLimits, probe_image
 from stylefusion.content import ContentImages
 from stylefusion.errors import MediaError
 from stylefusion.images import (
@@ -87,11 +89,11 @@ def test_uploads_and_training_accept_the_same_formats(tmp_path: Path) -> None:
     formats = {"PNG": "a.png", "JPEG": "b.jpg", "WEBP": "c.webp", "BMP": "d.bmp", "GIF": "e.gif"}
     for fmt, name in formats.items():
         Image.new("RGB", (24, 24), "red").save(tmp_path / name, format=fmt)
-        accepted = probe_image(tmp_path / name, UploadLimits())
+        accepted = probe_image(tmp_path / name, UploadLimits.from_config(ServerConfig()))
         assert accepted.suffix in IMAGE_SUFFIXES
     Image.new("RGB", (24, 24), "red").save(tmp_path / "f.tif", format="TIFF")
-    with pytest.raises(UploadError) as refused:
-        probe_image(tmp_path / "f.tif", UploadLimits())
+    with pytest.raises(UnsupportedMedia) as refused:
+        probe_image(tmp_path / "f.tif", UploadLimits.from_config(ServerConfig()))
     assert refused.value.status == 415
     assert [p.suffix for p in find_images(tmp_path)] == [".png", ".jpg", ".webp", ".bmp", ".gif"]
     assert len(ContentImages(tmp_path, size=16)) == 5  # every accepted upload trains

@@ -12,6 +12,7 @@ buffer, decode, wait, model, encode) by wrapping aiortc's pieces, in this proces
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import resource
 import statistics
@@ -38,7 +39,8 @@ _SERVER_FRAMES: set[int] = set()  # id() of stylized frames on their way to the 
 
 
 class FlashCamera(MediaStreamTrack):
-    """A camera at `fps` that shows photo A or B, flipping at irregular times."""
+    """A camera at `fps` that shows photo A or B, flipping at irregular times; like a page's
+    sender it scales down and slows down to the server's budget once it has one."""
 
     kind = "video"
 
@@ -48,26 +50,34 @@ class FlashCamera(MediaStreamTrack):
         base = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         self.photos = (base // 4, 255 - base // 4)  # a dark and a bright picture
         self.fps, self.rng = fps, random.Random(seed)
+        self.budget: dict[str, int] | None = None  # the server's latest budget message
         self.showing, self.flips = 0, []  # flips: (perf_counter, photo) of each first frame
         self._next_flip = 0.0
         self._start: float | None = None
-        self._count = 0
+        self._due = 0.0
 
     async def recv(self) -> VideoFrame:
         now = time.perf_counter()
         if self._start is None:
-            self._start = self._next_flip = now
-        due = self._start + self._count / self.fps
-        if due > now:
-            await asyncio.sleep(due - now)
+            self._start = self._next_flip = self._due = now
+        fps = min(self.fps, self.budget["max_fps"]) if self.budget else self.fps
+        self._due = max(self._due + 1 / fps, now - 1 / fps)  # no catching up after a stall
+        if self._due > now:
+            await asyncio.sleep(self._due - now)
         now = time.perf_counter()
         if now >= self._next_flip:  # flip now, then again in 0.4..1.2 s
             self.showing = 1 - self.showing
             self.flips.append((now, self.showing))
             self._next_flip = now + self.rng.uniform(0.4, 1.2)
         frame = VideoFrame.from_ndarray(self.photos[self.showing], format="rgb24")
-        frame.pts, frame.time_base = int(self._count * 90000 / self.fps), Fraction(1, 90000)
-        self._count += 1
+        if self.budget:
+            height, width = self.photos[0].shape[:2]
+            scale = max(1.0, width / self.budget["max_width"], height / self.budget["max_height"])
+            if scale > 1.0:  # what scaleResolutionDownBy does in a browser
+                frame = frame.reformat(
+                    width=int(width / scale) // 2 * 2, height=int(height / scale) // 2 * 2
+                )
+        frame.pts, frame.time_base = int((now - self._start) * 90000), Fraction(1, 90000)
         return frame
 
 
@@ -129,9 +139,16 @@ class GlassViewer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.camera = FlashCamera(width, height, fps, seed)
         self.pc.addTrack(self.camera)
+        self.channel = self.pc.createDataChannel("control")
+        self.channel.on("message", self._on_message)
         self.received: list[tuple[float, np.ndarray]] = []  # (perf_counter, 8x8 thumbnail)
         self._readers: list[asyncio.Task[None]] = []
         self.pc.on("track", lambda t: self._readers.append(asyncio.ensure_future(self._read(t))))
+
+    def _on_message(self, raw: str) -> None:
+        message = json.loads(raw)
+        if message.get("event") == "budget":
+            self.camera.budget = message
 
     async def _read(self, incoming: MediaStreamTrack) -> None:
         try:

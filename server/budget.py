@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -66,33 +67,48 @@ def box_shapes(box: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 class CostModel:
-    """Seconds of model time per frame, per frame size, learnt from the batcher's calls."""
+    """Seconds of model time per frame, per frame size, learnt from the batcher's calls.
+
+    A size measured in the last FRESH_S seconds answers for itself; any other size is
+    estimated from the latest cost per pixel, so a cost measured under a passing load does
+    not keep a size out of the budget once frames of that size stop coming.
+    """
+
+    FRESH_S = 10.0
 
     def __init__(self, seconds_per_megapixel: float = 0.25, smoothing: float = 0.2) -> None:
-        self.seconds_per_megapixel = seconds_per_megapixel  # prior, until sizes are measured
+        self.seconds_per_pixel = seconds_per_megapixel / 1e6  # a prior, until measured
         self.smoothing = smoothing
-        self._per_frame: dict[tuple[int, int], float] = {}  # (width, height) -> seconds
+        self._per_frame: dict[tuple[int, int], tuple[float, float]] = {}  # size -> (s, when)
+        self._measured = False
         self._lock = threading.Lock()
 
     def observe(self, width: int, height: int, frames: int, seconds: float) -> None:
         """Record one model call of `frames` frames of a size (from the inference thread)."""
-        per_frame = seconds / max(1, frames)
+        per_frame, now = seconds / max(1, frames), time.monotonic()
         with self._lock:
             old = self._per_frame.get((width, height))
-            new = per_frame if old is None else old + self.smoothing * (per_frame - old)
-            self._per_frame[(width, height)] = new
+            new = per_frame if old is None else _ease(old[0], per_frame, self.smoothing)
+            self._per_frame[(width, height)] = (new, now)
+            per_pixel = per_frame / (width * height)
+            self.seconds_per_pixel = (
+                _ease(self.seconds_per_pixel, per_pixel, self.smoothing)
+                if self._measured
+                else per_pixel
+            )
+            self._measured = True
 
     def per_frame(self, width: int, height: int) -> float:
-        """Estimated seconds per frame: measured, else scaled from the nearest measured size."""
+        """Estimated seconds per frame: measured lately, else from the cost per pixel."""
         with self._lock:
-            measured = dict(self._per_frame)
-        if (width, height) in measured:
-            return measured[(width, height)]
-        pixels = width * height
-        if not measured:
-            return self.seconds_per_megapixel * pixels / 1e6
-        (w, h), seconds = min(measured.items(), key=lambda kv: abs(kv[0][0] * kv[0][1] - pixels))
-        return seconds * pixels / (w * h)
+            measured = self._per_frame.get((width, height))
+            if measured is not None and time.monotonic() - measured[1] < self.FRESH_S:
+                return measured[0]
+            return self.seconds_per_pixel * width * height
+
+
+def _ease(old: float, new: float, smoothing: float) -> float:
+    return old + smoothing * (new - old)
 
 
 def plan(

@@ -36,7 +36,7 @@ def test_an_overloaded_server_still_offers_the_smallest_size():
     assert fps < MIN_FPS
 
 
-def test_costs_scale_with_pixels_from_the_nearest_measured_size():
+def test_costs_scale_with_pixels_from_the_latest_measurement():
     costs = cost(0.04)
     assert costs.per_frame(320, 240) == pytest.approx(0.01)
     costs.observe(320, 240, 2, 0.03)  # a batch of two frames took 30 ms
@@ -124,3 +124,11 @@ async def test_frames_larger_than_the_budget_are_downscaled_before_the_model(pin
         assert image.shape == (120, 160, 3)
     finally:
         await viewer.close()
+
+
+def test_a_size_measured_long_ago_follows_the_latest_cost_per_pixel():
+    costs = cost(0.3)  # 640x480 measured while the box was busy
+    costs.FRESH_S = 0.0  # ... long ago
+    for _ in range(30):
+        costs.observe(320, 240, 1, 0.01)  # smaller frames are cheap now
+    assert costs.per_frame(640, 480) == pytest.approx(0.04, rel=0.01)

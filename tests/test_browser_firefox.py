@@ -35,6 +35,7 @@ def firefox(tmp_path) -> Iterator[Any]:
         bin=str(FIREFOX),
         prefs=PREFS,
         app_args=["-headless"],
+        gecko_log=str(tmp_path / "gecko.log"),  # not the working directory
         startup_timeout=120,
     )
     try:

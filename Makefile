@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install install-dev run test lint bench clean
+.PHONY: install install-dev run test lint bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: install-dev lint
 
 bench: install
 	$(BIN)/python bench/run.py --output bench/results.json
+
+# every GPU check (on a lent GPU box; no install there): PART=1|2, DRY=1 for the CPU dry run
+bench-gpu:
+	bench/gpu.sh $(if $(DRY),--dry-run) $(PART)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

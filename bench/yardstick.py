@@ -18,7 +18,31 @@ from stylefusion.style_folder import list_styles
 from stylefusion.stylize_files import collect_images
 from stylefusion.stylizer import Stylizer
 from stylefusion.vgg import VGG19
-from stylefusion.yardstick import score
+from stylefusion.yardstick import PHOTO_SIZE, STYLE_SIZE, score
+
+
+def score_models(
+    models_dir: Path,
+    photos: list[Path],
+    styles_dir: Path | None = None,
+    device: str = "cpu",
+    sizes: tuple[int, int] = (PHOTO_SIZE, STYLE_SIZE),
+) -> dict[str, dict[str, float]]:
+    """name -> {variant: yardstick, lite_over_full} for every style folder of a models dir."""
+    vgg = VGG19().to(device)
+    results: dict[str, dict[str, float]] = {}
+    for info in list_styles(models_dir):
+        original = styles_dir / f"{info.name}.jpg" if styles_dir else None
+        style_image = original if original and original.is_file() else info.style_image
+        row: dict[str, float] = {}
+        for variant in info.variants:
+            # eager: scoring runs one shape once, compiling it would cost more than it saves
+            stylizer = Stylizer.from_style(info.path, variant, device, compile="off")
+            row[variant] = round(score(stylizer, photos, style_image, vgg, sizes).total, 4)
+        if {"full", "lite"} <= row.keys():
+            row["lite_over_full"] = round(row["lite"] / row["full"], 3)
+        results[info.name] = row
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,18 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     photos = [path for path, _ in collect_images([args.photos])]
-    vgg = VGG19()
-    results: dict[str, dict[str, float]] = {}
-    for info in list_styles(args.models_dir):
-        original = args.styles_dir / f"{info.name}.jpg" if args.styles_dir else None
-        style_image = original if original and original.is_file() else info.style_image
-        row: dict[str, float] = {}
-        for variant in info.variants:
-            stylizer = Stylizer.from_style(info.path, variant, args.device)
-            row[variant] = round(score(stylizer, photos, style_image, vgg).total, 4)
-        if {"full", "lite"} <= row.keys():
-            row["lite_over_full"] = round(row["lite"] / row["full"], 3)
-        results[info.name] = row
+    results = score_models(args.models_dir, photos, args.styles_dir, args.device)
     json.dump({"photos": [p.name for p in photos], "scores": results}, sys.stdout, indent=2)
     print()
     return 0

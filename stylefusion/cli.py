@@ -134,6 +134,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--style-weight", type=positive_float, help=f"default {TrainConfig.style_weight:g}"
     )
+    p.add_argument("--style-size", type=positive_int, metavar="N",
+                   help=f"the painting's short side for its style ({TrainConfig.style_size})")  # fmt: skip
     p.add_argument(
         "--content-weight", type=positive_float, help=f"default {TrainConfig.content_weight:g}"
     )
@@ -219,6 +221,7 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "steps": args.steps,
         "seconds": args.seconds,
         "style_weight": args.style_weight,
+        "style_size": args.style_size,
         "content_weight": args.content_weight,
         "tv_weight": args.tv_weight,
         "lr": args.lr,

@@ -134,8 +134,10 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--style-weight", type=positive_float, help=f"default {TrainConfig.style_weight:g}"
     )
-    p.add_argument("--style-size", type=positive_int, metavar="N",
-                   help=f"the painting's short side for its style ({TrainConfig.style_size})")  # fmt: skip
+    p.add_argument(
+        "--style-size", type=positive_int, metavar="N",
+        help=f"the painting's short side for its style ({TrainConfig.style_size})",
+    )  # fmt: skip
     p.add_argument(
         "--content-weight", type=positive_float, help=f"default {TrainConfig.content_weight:g}"
     )

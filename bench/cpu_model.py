@@ -63,6 +63,8 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
     x_bf16_cl = x_bf16.contiguous(memory_format=torch.channels_last)
     compiled, compiled_cl = compile_model(net), compile_model(net_cl)
     compiled_bf16 = compile_model(net_bf16)
+    frozen_fp32 = compile_model(_copy(net), "frozen")
+    frozen_bf16 = compile_model(_copy(net).to(torch.bfloat16), "frozen")
 
     def autocast() -> object:
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -74,9 +76,11 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
         "eager_bf16": lambda: net_bf16(x_bf16),
         "eager_bf16_channels_last": lambda: net_bf16_cl(x_bf16_cl),
         "eager_autocast_bf16": autocast,
-        "compiled_fp32 (live setting)": lambda: compiled(x),
+        "compiled_fp32 (live without bf16)": lambda: compiled(x),
         "compiled_channels_last": lambda: compiled_cl(x_cl),
         "compiled_bf16": lambda: compiled_bf16(x_bf16),
+        "frozen_fp32": lambda: frozen_fp32(x),
+        "frozen_bf16 (live setting)": lambda: frozen_bf16(x_bf16),
     }
 
 

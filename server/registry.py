@@ -35,7 +35,7 @@ from .style_files import hidden_names
 log = logging.getLogger(__name__)
 
 Signature = tuple[tuple[str, int, int], ...]  # (file, mtime_ns, size) of the files that matter
-CPU_BF16 = Tuning("bfloat16", "eager")
+CPU_BF16 = Tuning("bfloat16", "frozen")
 WATCHED_FILES = (META_FILE, STYLE_IMAGE, *(weights_file(v) for v in VARIANTS))
 
 
@@ -75,7 +75,7 @@ class StyleRegistry:
         precision: str = "auto",
     ) -> None:
         """precision: "fp32", "bf16" (CPU only), or "auto": bf16 on a CPU that has it natively
-        (eager, which bench/cpu_model.py measured faster there than compiled fp32 or bf16)."""
+        (compiled with frozen weights, measured fastest there by bench/cpu_model.py)."""
         self.models_dir = Path(models_dir)
         self.device = device
         self.preferred_variant = variant or default_variant(device)
@@ -88,7 +88,7 @@ class StyleRegistry:
             precision == "bf16" or (precision == "auto" and cpu_has_bf16())
         )
         # one compile thread for all styles: a shape compiled for one is reused by the others
-        self.compiler = CompileWorker("style-compile") if compile and not self.cpu_bf16 else None
+        self.compiler = CompileWorker("style-compile") if compile else None
 
     def close(self) -> None:
         """Stop the background compile thread."""

@@ -34,6 +34,8 @@ def compile_model(
     torch.compile's; with "reduce-overhead" (CUDA graphs) each call starts a new graph step,
     since a stylized batch is copied out before the next call.
     """
+    if mode == "frozen":  # weights become constants: compile a model whose weights stay put
+        return torch.compile(model, dynamic=False, options={"freezing": True})  # type: ignore[return-value]
     compiled = torch.compile(model, dynamic=False, mode=None if mode == "default" else mode)
     if mode != "reduce-overhead":
         return compiled  # type: ignore[return-value]

@@ -25,7 +25,9 @@ TUNING_FILE = Path(__file__).resolve().parent / "data" / "cuda_tuning.json"
 HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 # "eager": no torch.compile; the others are torch.compile's modes ("reduce-overhead" adds
 # CUDA graphs, "max-autotune" benchmarks kernel choices while compiling)
-MODES = ("eager", "default", "max-autotune", "reduce-overhead")
+# "frozen": inductor's freezing (weights folded in as constants, oneDNN-prepacked convolutions),
+# the fastest CPU setting measured (bench/cpu_model.py)
+MODES = ("eager", "default", "max-autotune", "reduce-overhead", "frozen")
 
 
 @dataclass(frozen=True)

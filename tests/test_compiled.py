@@ -52,3 +52,14 @@ def test_stylizer_warm_up_waits_for_the_compiled_shape(models_dir) -> None:
     assert stylizer.model.ready(stylizer._prepare(torch.from_numpy(frames)))
     assert np.abs(stylizer(frames).astype(int) - eager(frames)).max() <= 1
     stylizer.close()
+
+
+def test_frozen_bf16_matches_eager_bf16(net: TransformerNet) -> None:
+    model = net.to(torch.bfloat16)
+    runner = BackgroundCompiled(model, "tiny", mode="frozen")
+    x = torch.rand(1, 3, 24, 32, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        assert runner.wait(x, timeout_s=240), "compilation did not finish"
+        frozen, eager = runner(x).float(), model(x).float()
+    runner.close()
+    assert (frozen - eager).abs().mean() < 0.02  # bf16 rounding, same picture

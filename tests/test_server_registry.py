@@ -106,10 +106,11 @@ async def test_styles_share_one_background_compiler(models_dir):
     assert {r.worker for r in runners} == {registry.compiler}
 
 
-async def test_bf16_on_cpu_runs_eager_in_bfloat16(models_dir):
+async def test_bf16_on_cpu_compiles_with_frozen_weights_in_the_background(models_dir):
     registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True, precision="bf16")
     await registry.rescan()
     stylizer = registry.stylizer("alpha")
     registry.close()
-    assert registry.compiler is None  # eager bf16 beats compiled on such CPUs: nothing to compile
-    assert stylizer.dtype == torch.bfloat16 and stylizer.model is stylizer.eager
+    assert stylizer.dtype == torch.bfloat16 and stylizer.tuning.mode == "frozen"
+    assert isinstance(stylizer.model, BackgroundCompiled)
+    assert stylizer.model.worker is registry.compiler

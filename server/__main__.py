@@ -151,19 +151,24 @@ def add_security_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_limit_options(p: argparse.ArgumentParser) -> None:
-    """The hostile-input limits (README "Limits")."""
+    """The hostile-input limits (README "Limits"); defaults from ServerConfig."""
     d = ServerConfig()
-    add = p.add_argument
-    add("--max-offer-kb", type=float, default=d.max_offer_bytes / KB, help="/offer body cap")
-    add("--max-offer-media", type=int, default=d.max_offer_media, help="m-lines per offer")
-    add("--max-offer-candidates", type=int, default=d.max_offer_candidates)
-    add("--max-pending", type=int, default=d.max_pending_per_client, help="per client address")
-    add("--connect-timeout", type=float, default=d.connect_timeout_s, help="seconds")
-    add("--max-message-kb", type=float, default=d.max_message_bytes / KB, help="data channel")
-    add("--header-timeout", type=float, default=d.header_timeout_s, help="seconds")
-    add("--body-timeout", type=float, default=d.body_timeout_s, help="/offer body, seconds")
-    add("--admin-failures", type=int, default=d.admin_failures, help="wrong tokens before 429")
-    add("--admin-failure-window", type=float, default=d.admin_failure_window_s, help="seconds")
+    limits = [
+        ("--max-offer-kb", d.max_offer_bytes / KB, "POST /offer body cap in KiB (413 beyond)"),
+        ("--max-offer-media", d.max_offer_media, "m-lines an offer may have (400 beyond)"),
+        ("--max-offer-candidates", d.max_offer_candidates, "ICE candidates per offer (400)"),
+        ("--max-pending", d.max_pending_per_client, "unconnected offers per client (429)"),
+        ("--connect-timeout", d.connect_timeout_s, "seconds an offer has to connect"),
+        ("--max-message-kb", d.max_message_bytes / KB, "data-channel message cap in KiB"),
+        ("--header-timeout", d.header_timeout_s, "seconds to send request headers, or idle"),
+        ("--body-timeout", d.body_timeout_s, "seconds for the /offer body (408)"),
+        ("--admin-failures", d.admin_failures, "wrong admin tokens per window before 429"),
+        ("--admin-failure-window", d.admin_failure_window_s, "that window in seconds"),
+    ]
+    for flag, default, text in limits:
+        p.add_argument(
+            flag, type=type(default), default=default, help=f"{text}; default %(default)s"
+        )
 
 
 def cidr(text: str) -> str:

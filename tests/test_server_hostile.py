@@ -28,6 +28,7 @@ pytestmark = pytest.mark.timeout(120)
 
 JSON = {"Content-Type": "application/json"}
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
 
 
 @pytest.fixture
@@ -399,3 +400,27 @@ def test_limit_and_security_flags_reach_the_config():
     assert config.ice_allow == ("10.0.0.0/8", "2001:db8::/32")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--ice-allow", "not-a-network"])
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian chromium")
+async def test_admin_page_says_when_token_guesses_are_throttled(
+    aiohttp_server, models_dir, tmp_path
+):
+    from playwright.async_api import async_playwright, expect
+
+    config = test_config(models_dir, tmp_path, admin_failures=1, admin_failure_window_s=60.0)
+    server = await aiohttp_server(create_app(config))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(str(server.make_url("/admin")))
+            await page.fill("#token", "wrong-token-0123456789")
+            await page.click("#token-save")
+            await expect(page.locator("#token-error")).to_contain_text("not right")
+            await page.fill("#token", config.admin_token)
+            await page.click("#token-save")
+            await expect(page.locator("#token-error")).to_contain_text("Too many wrong tokens")
+            await expect(page.locator("#token-dialog")).to_be_visible()
+        finally:
+            await browser.close()

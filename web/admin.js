@@ -41,6 +41,11 @@ async function saveToken(event) {
     $("#token-error").textContent = "That token is not right.";
     return;
   }
+  if (resp.status === 429) {  // the server slows down repeated wrong tokens
+    const wait = resp.headers.get("Retry-After") || "60";
+    $("#token-error").textContent = `Too many wrong tokens: try again in ${wait} s.`;
+    return;
+  }
   sessionStorage.setItem(TOKEN_KEY, value);
   $("#token-dialog").close();
   $("#sign-out").hidden = false;

@@ -141,16 +141,25 @@ class Runner:
         first_s = time.perf_counter() - start
         if stylizer.compile_mode != "off" and stylizer.model is stylizer.eager:
             raise RuntimeError("torch.compile failed; the stylizer fell back to eager")
+        styled = stylizer(frames)
         end_to_end = self._time(lambda: stylizer(frames), repeats)
         with torch.inference_mode():
             x = stylizer._prepare(torch.from_numpy(frames))  # (B, 3, H, W) on the device
             model_ms = self._time(lambda: stylizer.model(x), repeats)
         return {
+            "mean_diff_vs_eager": self._diff_vs_eager(cell, frames, styled),
             "half": stylizer.half,
             "first_call_s": round(first_s, 2),
             "ms_per_batch": end_to_end,
             "model_ms": model_ms,
         }
+
+    def _diff_vs_eager(self, cell: Cell, frames: np.ndarray, styled: np.ndarray) -> float | None:
+        """Mean |difference| (0..255) from the eager model of the same weights and dtype."""
+        eager = self.stylizers.get((cell.variant, cell.dtype, "eager"))
+        if cell.mode == "eager" or eager is None:
+            return None
+        return round(float(np.abs(eager(frames).astype(int) - styled.astype(int)).mean()), 3)
 
     def _time(self, call: Any, repeats: int) -> float:
         """Median ms of one call over `repeats` timed runs (each long enough to time well)."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +189,35 @@ def save_transformer(
     """Write (or add) one variant to a style folder, atomically; other variants are kept."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder):
+        return _add_variant(folder, variant, model, name, display_name, training, losses,
+                            style_image, dtype)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock: trainings of two variants of one style may finish together,
+    and each must keep the other's entry in meta.json."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _add_variant(
+    folder: Path,
+    variant: str,
+    model: TransformerNet,
+    name: str,
+    display_name: str | None,
+    training: dict[str, Any] | None,
+    losses: dict[str, float] | None,
+    style_image: Path | None,
+    dtype: torch.dtype,
+) -> StyleInfo:
+    """save_transformer's work, under the folder's lock."""
     try:
         meta = read_meta(folder)
     except StyleFormatError:

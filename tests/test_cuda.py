@@ -28,8 +28,10 @@ def _frames(seed: int, batch: int = 2, height: int = 72, width: int = 96) -> np.
     return np.random.default_rng(seed).integers(0, 256, (batch, height, width, 3), np.uint8)
 
 
+# max-autotune compiles for minutes; bench/gpu_inference.py checks its output against eager
 @pytest.mark.parametrize(
-    ("dtype", "mode"), [("float16", mode) for mode in MODES] + [("bfloat16", "default")]
+    ("dtype", "mode"),
+    [("float16", m) for m in MODES if m != "max-autotune"] + [("bfloat16", "default")],
 )
 def test_cuda_matches_cpu_in_every_mode(dtype: str, mode: str) -> None:
     torch.manual_seed(0)

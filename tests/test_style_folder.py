@@ -142,3 +142,34 @@ def test_bad_style_names_are_refused(name: str) -> None:
 
 def test_good_style_name_passes() -> None:
     assert validate_name("starry-night-2") == "starry-night-2"
+
+
+def test_two_variants_finishing_together_both_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from stylefusion import style_folder
+
+    slow_read = style_folder.read_meta
+
+    def read_meta(folder: Path) -> dict:
+        time.sleep(0.3)  # without the lock, both trainings would read before either writes
+        return slow_read(folder)
+
+    monkeypatch.setattr(style_folder, "read_meta", read_meta)
+    folder = tmp_path / "twins"
+    savers = [
+        threading.Thread(
+            target=save_transformer,
+            args=(folder, v, TransformerNet(TINY)),
+            kwargs={"name": "twins"},
+        )
+        for v in ("full", "lite")
+    ]
+    for saver in savers:
+        saver.start()
+    for saver in savers:
+        saver.join()
+    assert sorted(read_style(folder).variants) == ["full", "lite"]

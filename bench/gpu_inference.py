@@ -40,7 +40,13 @@ BATCHES = (1, 2, 4, 8, 16)
 # shapes in the order they matter: batched 720p (throughput), batch 1 (latency), then the rest
 KEY_SHAPES = ((1280, 720, 8), (1280, 720, 1), (640, 480, 1), (640, 480, 8), (1280, 720, 16))
 PEAK_HALF_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
-COMPILE_COST_S = {"eager": 1.0, "default": 20.0, "reduce-overhead": 25.0, "max-autotune": 60.0}
+COMPILE_COST_S = {
+    "eager": 1.0,
+    "default": 20.0,
+    "reduce-overhead": 25.0,
+    "frozen": 20.0,
+    "max-autotune": 60.0,
+}
 MIN_TIMED_S = 0.15  # each timed repeat lasts at least this long
 
 
@@ -95,7 +101,7 @@ def _cells(dry_run: bool) -> Iterator[Cell]:
     """Eager everywhere, then the compile modes shape by shape (may repeat a cell)."""
     sizes = ((32, 24),) if dry_run else SIZES
     batches = (1, 2) if dry_run else BATCHES
-    modes = ("eager",) if dry_run else ("default", "reduce-overhead", "max-autotune")
+    modes = ("eager",) if dry_run else ("default", "reduce-overhead", "frozen", "max-autotune")
     shapes = [(w, h, b) for (w, h) in sizes for b in batches]
     key = [s for s in KEY_SHAPES if s in shapes] + [s for s in shapes if s not in KEY_SHAPES]
     for variant, dtype in itertools.product(("full", "lite"), ("float16", "bfloat16")):

@@ -148,6 +148,15 @@ def add_security_options(p: argparse.ArgumentParser) -> None:
         metavar="CIDR",
         help="only send ICE checks to offer candidates inside these networks (repeatable)",
     )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        type=cidr,
+        metavar="CIDR",
+        help="reverse proxies (besides loopback) whose X-Forwarded-For names the client "
+        "for the per-client limits (repeatable)",
+    )
 
 
 def add_limit_options(p: argparse.ArgumentParser) -> None:
@@ -219,6 +228,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         turn_ttl_s=args.turn_ttl,
         allowed_hosts=tuple(args.allowed_host),
         ice_allow=tuple(args.ice_allow),
+        trusted_proxies=tuple(args.trusted_proxy),
         **limits_from_args(args),
     )
 

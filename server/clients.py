@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from aiohttp import hdrs, web
 
+from .keys import CONFIG
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = ("127.0.0.0/8", "::1/128")  # a proxy on this machine is always trusted
+
 
 def client_address(request: web.Request) -> str:
-    """The client's address (an IPv6 client's /64); behind a local reverse proxy, its client's.
+    """The client's address (an IPv6 client's /64); behind a trusted proxy, its client's.
 
-    Only a loopback peer is trusted to say who its client is, and only the rightmost
-    X-Forwarded-For entry (the one our proxy appended), so a client cannot pick its own.
+    Only a peer in loopback or --trusted-proxy networks may say who its client is, and only
+    through the rightmost X-Forwarded-For entry (the one that proxy appended), so a client
+    cannot pick its own.
     """
     remote = request.remote or "?"
     forwarded = request.headers.get(hdrs.X_FORWARDED_FOR)
-    if forwarded and is_loopback(remote):
+    if forwarded and in_networks(remote, trusted(request.app[CONFIG].trusted_proxies)):
         remote = forwarded.rsplit(",", 1)[-1].strip() or remote
     return client_key(remote)
 
@@ -33,9 +40,16 @@ def client_key(address: str) -> str:
     return str(ip)
 
 
-def is_loopback(address: str) -> bool:
-    """Whether an address is on the loopback (127.0.0.0/8, ::1)."""
+@functools.lru_cache(maxsize=8)
+def trusted(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    """The loopback and the --trusted-proxy networks, parsed once."""
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in (*LOOPBACK, *cidrs))
+
+
+def in_networks(address: str, networks: tuple[Network, ...]) -> bool:
+    """Whether an address lies in one of the networks (False for a non-address)."""
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    return any(ip in network for network in networks)

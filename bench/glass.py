@@ -165,6 +165,8 @@ class GlassViewer:
         body = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
         async with ClientSession() as session, session.post(url + "/offer", json=body) as r:
             answer = await r.json()
+        if r.status != 200:
+            raise RuntimeError(f"/offer answered {r.status}: {answer.get('error')}")
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer))
         for transceiver in self.pc.getTransceivers():
             buffer = PLAIN_BUFFER(capacity=128, is_video=True)

@@ -173,6 +173,7 @@ async def run(
         threads=threads,
         admin_token="bench-admin-token-0123",
         compile=compile,
+        max_pending_per_client=64,  # every bench viewer comes from 127.0.0.1
     )
     runner, port = await start_server(config)
     app = runner.app

@@ -371,4 +371,5 @@ def glass_config(
         threads=threads,
         admin_token="bench-token-0123456789",
         compile=compile,
+        max_pending_per_client=64,  # every bench viewer comes from 127.0.0.1
     )

@@ -31,7 +31,7 @@ from stylefusion.fsutil import atomic_write_bytes
 
 from ..errors import ConfigError
 from .params import TrainParams
-from .runner import MAX_ATTEMPTS, STOP_GRACE_S, SUPERVISE_EVERY_S
+from .runner import MAX_ATTEMPTS, STOP_GRACE_S, supervise
 from .sink import PREVIEW_FILE
 from .store import FINAL_STATES, Job, JobStore
 from .worker import JobContext, Outcome, WorkerSettings, execute, lower_priority, record
@@ -181,7 +181,9 @@ class RayRunner:
             else:
                 log.info("re-attached to the Ray actor of job %s", job.id)
                 self.actors[job.id] = actor
-        self._task = asyncio.create_task(self._supervise(), name="ray-job-runner")
+        self._task = asyncio.create_task(
+            supervise(self._tick, self._wake, "ray job runner"), name="ray-job-runner"
+        )
 
     def _connect(self) -> None:
         """Join the cluster at `address`, or start a local Ray bounded to the job CPUs."""
@@ -228,16 +230,6 @@ class RayRunner:
             await asyncio.to_thread(self._forget, job_id, True)
         if self._owns_ray:
             ray.shutdown()
-
-    async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._tick()
-            except Exception:
-                log.exception("ray job runner tick failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SUPERVISE_EVERY_S)
 
     async def _tick(self) -> None:
         # jobs yield to live viewers only on a local Ray, which shares this box's CPU

@@ -8,7 +8,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from multiprocessing.process import BaseProcess
 
 from . import worker
@@ -22,6 +22,18 @@ MAX_ATTEMPTS = 3  # a job whose worker died this many times is failed, not retri
 SUPERVISE_EVERY_S = 0.5
 STOP_GRACE_S = 15.0  # time a worker gets to checkpoint and leave before it is killed
 QUICK_DEATH_S = 10.0  # a worker that dies sooner than this delays the next start (backoff)
+
+
+async def supervise(tick: Callable[[], Awaitable[None]], wake: asyncio.Event, name: str) -> None:
+    """Run tick() every SUPERVISE_EVERY_S, or sooner when `wake` is set; a failed tick is logged."""
+    while True:
+        try:
+            await tick()
+        except Exception:
+            log.exception("%s tick failed", name)
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), SUPERVISE_EVERY_S)
 
 
 class JobRunner:
@@ -53,7 +65,9 @@ class JobRunner:
         for job in await asyncio.to_thread(self.store.running):
             log.info("re-queueing job %s left running by a previous server", job.id)
             await asyncio.to_thread(self.store.requeue, job.id, None)
-        self._task = asyncio.create_task(self._supervise(), name="job-runner")
+        self._task = asyncio.create_task(
+            supervise(self._tick, self._wake, "job runner"), name="job-runner"
+        )
 
     def wake(self) -> None:
         """A job was queued: check for work now instead of at the next tick."""
@@ -73,16 +87,6 @@ class JobRunner:
                 await asyncio.to_thread(proc.join, 5)
             self._requeue_orphans(proc)
         self._procs.clear()
-
-    async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._tick()
-            except Exception:
-                log.exception("job runner tick failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SUPERVISE_EVERY_S)
 
     async def _tick(self) -> None:
         for proc in [p for p in self._procs if not p.is_alive()]:

@@ -6,7 +6,7 @@ Each setting is timed in turns (round robin, median of rounds), so a busy box sl
 of them alike; still, run it on a quiet machine for numbers to publish.
 
     python bench/cpu_model.py --size 320x240 --threads 1 2 --output bench/results.json
-    python bench/cpu_model.py --style models/candy --photos a.jpg b.jpg   # + quality of bf16
+    python bench/cpu_model.py --style models/candy --photos a.jpg b.jpg   # + bf16/int8 quality
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from results import merge_results
 
 from stylefusion.bench import describe_machine
 from stylefusion.compiled import compile_model
-from stylefusion.devices import configure_torch
+from stylefusion.devices import configure_torch, cpu_precision
+from stylefusion.quantized import Int8Compiled, int8_supported
 from stylefusion.style_folder import load_transformer
 from stylefusion.transformer_net import build_transformer
 
@@ -65,12 +66,13 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
     compiled_bf16 = compile_model(net_bf16)
     frozen_fp32 = compile_model(_copy(net), "frozen")
     frozen_bf16 = compile_model(_copy(net).to(torch.bfloat16), "frozen")
+    live = cpu_precision("auto")
 
     def autocast() -> object:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return net(x)
 
-    return {
+    runners: dict[str, Runner] = {
         "eager_fp32": lambda: net(x),
         "eager_channels_last": lambda: net_cl(x_cl),
         "eager_bf16": lambda: net_bf16(x_bf16),
@@ -80,8 +82,12 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
         "compiled_channels_last": lambda: compiled_cl(x_cl),
         "compiled_bf16": lambda: compiled_bf16(x_bf16),
         "frozen_fp32": lambda: frozen_fp32(x),
-        "frozen_bf16 (live setting)": lambda: frozen_bf16(x_bf16),
+        "frozen_bf16" + (" (live setting)" if live == "bf16" else ""): lambda: frozen_bf16(x_bf16),
     }
+    if int8_supported():
+        int8 = Int8Compiled(_copy(net))
+        runners["int8_frozen" + (" (live setting)" if live == "int8" else "")] = lambda: int8(x)
+    return runners
 
 
 def _copy(net: torch.nn.Module) -> torch.nn.Module:
@@ -106,21 +112,30 @@ def time_round_robin(runners: dict[str, Runner], rounds: int, calls: int) -> dic
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def bf16_quality(style: Path, photos: list[Path], style_image: Path) -> dict[str, Any]:
-    """Yardstick (content + 5 x style) of a style's lite network in fp32 and in bf16."""
+def precision_quality(style: Path, photos: list[Path], style_image: Path) -> dict[str, Any]:
+    """Yardstick (content + 5 x style) of a style's lite network in fp32, bf16 and int8."""
     from stylefusion.style_folder import read_style
     from stylefusion.stylizer import Stylizer
+    from stylefusion.tuning import Tuning
     from stylefusion.yardstick import score
 
     info = read_style(style)
+    settings = {
+        "fp32": {"half": False},
+        "bf16": {"half": True, "tuning": Tuning("bfloat16", "eager")},
+    }
+    if int8_supported():
+        settings["int8"] = {"compile": "inline", "tuning": Tuning(mode="int8")}
     scores = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        stylizer = Stylizer(load_transformer(style, "lite"), "cpu", name=info.name, variant="lite")
-        stylizer.eager = stylizer.model = stylizer.eager.to(dtype)
-        stylizer.dtype = dtype
+    for name, kwargs in settings.items():
+        model = load_transformer(style, "lite")
+        stylizer = Stylizer(model, "cpu", name=info.name, variant="lite", **kwargs)  # type: ignore[arg-type]
         scores[name] = score(stylizer, photos, style_image).total
-    change = 100 * (scores["bf16"] - scores["fp32"]) / scores["fp32"]
-    return {"fp32": scores["fp32"], "bf16": scores["bf16"], "change_percent": round(change, 2)}
+    report: dict[str, Any] = {name: round(value, 1) for name, value in scores.items()}
+    for name in scores.keys() - {"fp32"}:
+        change = 100 * (scores[name] - scores["fp32"]) / scores["fp32"]
+        report[f"{name}_change_percent"] = round(change, 2)
+    return report
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.style and args.photos:
         style_image = args.style_image or args.style / "style.jpg"
-        report["bf16_yardstick"] = bf16_quality(args.style, args.photos, style_image)
+        report["yardstick"] = precision_quality(args.style, args.photos, style_image)
     return report
 
 
@@ -166,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--calls", type=int, default=5, help="calls per timed turn")
     p.add_argument("--style", type=Path, help="a style folder (default: random weights)")
-    p.add_argument("--photos", type=Path, nargs="*", default=[], help="for the bf16 yardstick")
+    p.add_argument("--photos", type=Path, nargs="*", default=[], help="for the bf16/int8 yardstick")
     p.add_argument("--style-image", type=Path, help="the original painting (default: style.jpg)")
     p.add_argument("--output", type=Path, help="merge the JSON into this file")
     args = p.parse_args(argv)

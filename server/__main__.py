@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from stylefusion.devices import DEVICE_CHOICES
+from stylefusion.devices import CPU_PRECISIONS, DEVICE_CHOICES
 from stylefusion.errors import InvalidInput
 from stylefusion.transformer_net import VARIANTS
 
@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "fp32", "bf16"),
-        help="CPU inference precision (auto: bf16 where the CPU has it natively)",
+        choices=CPU_PRECISIONS,
+        help="CPU inference precision (auto: int8 where the CPU has VNNI, else bf16 where native)",
     )
     p.add_argument(
         "--threads", type=int, help="CPU threads for inference (default: all cores but one)"

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from stylefusion.compiled import CompileWorker
-from stylefusion.devices import cpu_has_bf16, default_variant
+from stylefusion.devices import cpu_precision, default_variant
 from stylefusion.errors import StyleFusionError, StyleNotFound
 from stylefusion.style_folder import (
     META_FILE,
@@ -35,7 +35,8 @@ from .style_files import hidden_names
 log = logging.getLogger(__name__)
 
 Signature = tuple[tuple[str, int, int], ...]  # (file, mtime_ns, size) of the files that matter
-CPU_BF16 = Tuning("bfloat16", "frozen")
+# how a CPU runs each precision: compiled with frozen weights (bench/cpu_model.py)
+CPU_TUNINGS = {"bf16": Tuning("bfloat16", "frozen"), "int8": Tuning(mode="int8")}
 WATCHED_FILES = (META_FILE, STYLE_IMAGE, *(weights_file(v) for v in VARIANTS))
 
 
@@ -74,8 +75,8 @@ class StyleRegistry:
         compile: bool = False,
         precision: str = "auto",
     ) -> None:
-        """precision: "fp32", "bf16" (CPU only), or "auto": bf16 on a CPU that has it natively
-        (compiled with frozen weights, measured fastest there by bench/cpu_model.py)."""
+        """precision (CPU only): "fp32", "bf16", "int8", or "auto": the fastest this CPU has
+        (stylefusion.devices.cpu_precision); bf16 and int8 run compiled."""
         self.models_dir = Path(models_dir)
         self.device = device
         self.preferred_variant = variant or default_variant(device)
@@ -84,9 +85,7 @@ class StyleRegistry:
         self.hidden: frozenset[str] = frozenset()  # style folders the admin hid (files kept)
         self._listeners: list[Callable[[list[StyleInfo]], None]] = []
         self._lock = asyncio.Lock()
-        self.cpu_bf16 = device.type == "cpu" and (
-            precision == "bf16" or (precision == "auto" and cpu_has_bf16())
-        )
+        self.precision = cpu_precision(precision) if device.type == "cpu" else "fp32"
         # one compile thread for all styles: a shape compiled for one is reused by the others
         self.compiler = CompileWorker("style-compile") if compile else None
 
@@ -197,8 +196,8 @@ class StyleRegistry:
             self.device,
             compile="background" if self.compiler is not None else "off",
             compiler=self.compiler,
-            half=True if self.cpu_bf16 else None,
-            tuning=CPU_BF16 if self.cpu_bf16 else None,
+            half=True if self.precision == "bf16" else None,
+            tuning=CPU_TUNINGS.get(self.precision),
             name=info.name,
             variant=variant,
         )

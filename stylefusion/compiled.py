@@ -34,6 +34,10 @@ def compile_model(
     torch.compile's; with "reduce-overhead" (CUDA graphs) each call starts a new graph step,
     since a stylized batch is copied out before the next call.
     """
+    if mode == "int8":  # quantized per input shape (x86 CPUs)
+        from .quantized import Int8Compiled
+
+        return Int8Compiled(model)
     if mode == "frozen":  # weights become constants: compile a model whose weights stay put
         return torch.compile(model, dynamic=False, options={"freezing": True})  # type: ignore[return-value]
     compiled = torch.compile(model, dynamic=False, mode=None if mode == "default" else mode)

@@ -42,6 +42,24 @@ def cpu_has_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+CPU_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def cpu_precision(requested: str = "auto") -> str:
+    """The CPU inference precision to use: "auto" is int8 where the CPU has int8 dot products
+    and torchao is installed, else bf16 where the CPU computes it natively, else fp32 (each
+    measured faster than the next by bench/cpu_model.py)."""
+    if requested not in CPU_PRECISIONS:
+        raise InvalidInput(f"precision must be one of {CPU_PRECISIONS}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    from .quantized import int8_supported
+
+    if int8_supported():
+        return "int8"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
 def cpu_count() -> int:
     """Cores this process may run on (its affinity, not the machine's total)."""
     return len(os.sched_getaffinity(0))

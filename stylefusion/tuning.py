@@ -26,8 +26,10 @@ HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 # "eager": no torch.compile; the others are torch.compile's modes ("reduce-overhead" adds
 # CUDA graphs, "max-autotune" benchmarks kernel choices while compiling)
 # "frozen": inductor's freezing (weights folded in as constants, oneDNN-prepacked convolutions),
-# the fastest CPU setting measured (bench/cpu_model.py)
-MODES = ("eager", "default", "max-autotune", "reduce-overhead", "frozen")
+# the fastest bf16 CPU setting measured (bench/cpu_model.py)
+# "int8": CPU only, static int8 quantization then freezing (stylefusion.quantized); the model's
+# input stays fp32, so its Stylizer runs with half=False
+MODES = ("eager", "default", "max-autotune", "reduce-overhead", "frozen", "int8")
 
 
 @dataclass(frozen=True)

@@ -106,11 +106,15 @@ async def test_styles_share_one_background_compiler(models_dir):
     assert {r.worker for r in runners} == {registry.compiler}
 
 
-async def test_bf16_on_cpu_compiles_with_frozen_weights_in_the_background(models_dir):
-    registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True, precision="bf16")
+@pytest.mark.parametrize(
+    ("precision", "dtype", "mode"),
+    [("bf16", torch.bfloat16, "frozen"), ("int8", torch.float32, "int8")],
+)
+async def test_cpu_precisions_compile_in_the_background(models_dir, precision, dtype, mode):
+    registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True, precision=precision)
     await registry.rescan()
     stylizer = registry.stylizer("alpha")
     registry.close()
-    assert stylizer.dtype == torch.bfloat16 and stylizer.tuning.mode == "frozen"
+    assert stylizer.dtype == dtype and stylizer.tuning.mode == mode
     assert isinstance(stylizer.model, BackgroundCompiled)
     assert stylizer.model.worker is registry.compiler

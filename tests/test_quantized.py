@@ -1,0 +1,76 @@
+"""int8 CPU inference: calibrated on the shipped photos, close to fp32, chosen by "auto"."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY
+
+from stylefusion import devices, quantized
+from stylefusion.compiled import BackgroundCompiled
+from stylefusion.devices import cpu_precision
+from stylefusion.errors import InvalidInput
+from stylefusion.quantized import Int8Compiled, calibration_frames, int8_supported
+from stylefusion.stylizer import Stylizer
+from stylefusion.transformer_net import TransformerNet
+from stylefusion.tuning import Tuning
+
+needs_int8 = pytest.mark.skipif(not int8_supported(), reason="CPU without VNNI or no torchao")
+
+
+def test_calibration_frames_are_photos_cut_to_the_shape() -> None:
+    frames = calibration_frames((2, 3, 20, 28), count=3)
+    assert len(frames) == 3
+    assert all(f.shape == (2, 3, 20, 28) and f.dtype == torch.float32 for f in frames)
+    assert all(float(f.min()) >= 0.0 and float(f.max()) <= 1.0 for f in frames)
+    assert float(frames[0].std()) > 0.05  # real photos, not blank frames
+    assert not torch.equal(frames[0][0], frames[0][1])  # a batch holds different photos
+
+
+@needs_int8
+def test_int8_stylizes_like_fp32() -> None:
+    torch.manual_seed(0)
+    net = TransformerNet(TINY).eval()
+    int8 = Stylizer(net, "cpu", compile="inline", tuning=Tuning(mode="int8"))
+    fp32 = Stylizer(net, "cpu", compile="off")
+    assert int8.dtype == torch.float32  # the model takes fp32 frames and quantizes inside
+    frames = np.random.default_rng(0).integers(0, 256, (1, 24, 32, 3), np.uint8)
+    diff = np.abs(int8(frames).astype(int) - fp32(frames))
+    assert diff.mean() < 3.0, diff.mean()  # of 255 levels
+    assert isinstance(int8.model, Int8Compiled)
+    assert list(int8.model._graphs) == [(1, 3, 24, 32)]  # quantized for the shape it saw
+
+
+@needs_int8
+def test_int8_runs_in_the_background_while_fp32_eager_serves() -> None:
+    torch.manual_seed(0)
+    net = TransformerNet(TINY).eval()
+    runner = BackgroundCompiled(net, "tiny", mode="int8")
+    x = torch.rand(1, 3, 16, 20)
+    expected = net(x).detach()
+    deadline = time.monotonic() + 240
+    served = 0
+    with torch.inference_mode():
+        # eager keeps serving in this thread while the worker exports and calibrates
+        while not runner.ready(x) and not runner.failed and time.monotonic() < deadline:
+            torch.testing.assert_close(runner(x), expected)
+            served += 1
+        assert runner.ready(x), "quantization did not finish"
+        quantized_out = runner(x)
+    runner.close()
+    assert served > 1
+    assert (quantized_out - expected).abs().mean() < 0.02
+
+
+def test_auto_precision_is_the_fastest_the_cpu_has(monkeypatch) -> None:
+    monkeypatch.setattr(quantized, "int8_supported", lambda: True)
+    assert cpu_precision("auto") == "int8"
+    monkeypatch.setattr(quantized, "int8_supported", lambda: False)
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
+    assert cpu_precision("auto") == "bf16"
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
+    assert cpu_precision("auto") == "fp32"
+    assert cpu_precision("bf16") == "bf16"  # asked for: no probing
+    with pytest.raises(InvalidInput, match="precision must be one of"):
+        cpu_precision("int4")

@@ -75,8 +75,8 @@ class StyleRegistry:
         compile: bool = False,
         precision: str = "auto",
     ) -> None:
-        """precision (CPU only): "fp32", "bf16", "int8", or "auto": the fastest this CPU has
-        (stylefusion.devices.cpu_precision); bf16 and int8 run compiled."""
+        """precision (CPU only): "fp32", "bf16", "int8" or "auto" (bf16 where native;
+        stylefusion.devices.cpu_precision); bf16 and int8 run compiled."""
         self.models_dir = Path(models_dir)
         self.device = device
         self.preferred_variant = variant or default_variant(device)

@@ -139,6 +139,7 @@ class BackgroundCompiled:
                 self.compiled(example)
         except Exception as exc:  # compiler toolchains vary; eager always works
             log.warning("torch.compile failed for %s (%s); it stays eager", self.name, exc)
+            log.debug("the compile failure", exc_info=True)
             self.failed = True
             return
         self._ready.add(_key(example))

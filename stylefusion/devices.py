@@ -46,17 +46,18 @@ CPU_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 def cpu_precision(requested: str = "auto") -> str:
-    """The CPU inference precision to use: "auto" is int8 where the CPU has int8 dot products
-    and torchao is installed, else bf16 where the CPU computes it natively, else fp32 (each
-    measured faster than the next by bench/cpu_model.py)."""
+    """The CPU inference precision to use: "auto" is bf16 where the CPU computes it natively,
+    else fp32. int8 (stylefusion.quantized) is opt-in: the fastest measured, but in a live
+    server its per-shape export failed for some shapes (those then run eager)."""
     if requested not in CPU_PRECISIONS:
         raise InvalidInput(f"precision must be one of {CPU_PRECISIONS}, got {requested!r}")
+    if requested == "int8":
+        from .quantized import int8_supported
+
+        if not int8_supported():
+            raise InvalidInput("int8 needs a CPU with VNNI or AMX and torchao installed")
     if requested != "auto":
         return requested
-    from .quantized import int8_supported
-
-    if int8_supported():
-        return "int8"
     return "bf16" if cpu_has_bf16() else "fp32"
 
 

@@ -111,10 +111,13 @@ class Int8Compiled:
         with self._lock:
             if shape not in self._graphs:
                 quantized = quantize(self.model, shape)
+                # Inductor's freezing, for the whole process: its int8 convolution passes read
+                # the global config (as a compile option, qconv_prepack fails to trace), and a
+                # graph called without it compiles again, unfrozen and 3x slower. Scoped
+                # patches would race with compiles in other threads.
+                torch._inductor.config.freezing = True
                 compiled = torch.compile(quantized, dynamic=False)
-                # freezing set globally while compiling: inductor's int8 convolution passes read
-                # it there (passed as a compile option, qconv_prepack fails to trace)
-                with torch._inductor.config.patch(freezing=True), torch.inference_mode():
+                with torch.inference_mode():
                     compiled(calibration_frames(shape, 1)[0])  # compile now, not on first use
                 self._graphs[shape] = compiled  # type: ignore[assignment]
             return self._graphs[shape]

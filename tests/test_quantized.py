@@ -63,14 +63,15 @@ def test_int8_runs_in_the_background_while_fp32_eager_serves() -> None:
     assert (quantized_out - expected).abs().mean() < 0.02
 
 
-def test_auto_precision_is_the_fastest_the_cpu_has(monkeypatch) -> None:
+def test_auto_precision_is_bf16_where_native_and_int8_only_when_asked(monkeypatch) -> None:
     monkeypatch.setattr(quantized, "int8_supported", lambda: True)
-    assert cpu_precision("auto") == "int8"
-    monkeypatch.setattr(quantized, "int8_supported", lambda: False)
     monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
     assert cpu_precision("auto") == "bf16"
+    assert cpu_precision("int8") == "int8"
     monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
     assert cpu_precision("auto") == "fp32"
-    assert cpu_precision("bf16") == "bf16"  # asked for: no probing
+    monkeypatch.setattr(quantized, "int8_supported", lambda: False)
+    with pytest.raises(InvalidInput, match="int8 needs a CPU with VNNI"):
+        cpu_precision("int8")
     with pytest.raises(InvalidInput, match="precision must be one of"):
         cpu_precision("int4")

@@ -201,6 +201,9 @@ async function refresh() {
     active = jobs.some((j) => j.state === "queued" || j.state === "running");
     renderJobs(jobs);
     await Promise.all(jobs.filter(needsDetail).map(loadDetail));
+    // a trained style goes live when the server's registry next scans models/, which can be
+    // after its job reads done: keep the style list in step on every poll (cheap if unchanged)
+    await loadStyles();
   } catch (err) {
     if (err.message === "unauthorized") return;
   }

@@ -94,8 +94,7 @@ def int8_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runne
     width, height = size
     x = torch.rand(1, 3, height, width)
     int8 = Int8Compiled(_copy(net))
-    live = " (live setting)" if cpu_precision("auto") == "int8" else ""
-    return {"int8_frozen" + live: lambda: int8(x)}
+    return {"int8_frozen (--precision int8)": lambda: int8(x)}
 
 
 def _copy(net: torch.nn.Module) -> torch.nn.Module:

@@ -33,13 +33,17 @@ def default_variant(device: torch.device) -> str:
     return "full" if device.type == "cuda" else "lite"
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), per /proc/cpuinfo."""
+def cpu_flags() -> frozenset[str]:
+    """The words of /proc/cpuinfo (its feature flags among them); empty where it is unreadable."""
     try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
     except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+        return frozenset()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 CPU_PRECISIONS = ("auto", "fp32", "bf16", "int8")

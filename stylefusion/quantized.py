@@ -13,13 +13,13 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from .content import default_photos_dir
+from .devices import cpu_flags
 from .images import find_images, read_rgb
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,7 @@ Shape = tuple[int, ...]
 
 def int8_supported() -> bool:
     """Whether int8 pays here: a CPU with int8 dot products (VNNI/AMX) and torchao installed."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(flags & VNNI_FLAGS) and _torchao_installed()
+    return bool(cpu_flags() & VNNI_FLAGS) and _torchao_installed()
 
 
 @functools.cache
@@ -69,14 +65,13 @@ def _center_crop(image: np.ndarray, shape: Shape) -> np.ndarray:
     return image[top : top + height, left : left + width]
 
 
-def quantize(model: nn.Module, shape: Shape) -> nn.Module:
-    """An int8 copy of `model` for inputs of exactly `shape`, calibrated on the shipped photos.
+def quantize(model: nn.Module, frames: list[torch.Tensor]) -> nn.Module:
+    """An int8 copy of `model` for inputs shaped like `frames`, calibrated on them.
 
-    The copy runs slowly in eager mode (it simulates int8); compile it (`compile_int8`)."""
+    The copy runs slowly in eager mode (it simulates int8); Int8Compiled compiles it."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
-    frames = calibration_frames(shape)
     quantizer = x86.X86InductorQuantizer()
     quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
     with torch.inference_mode(False), torch.no_grad():
@@ -110,7 +105,8 @@ class Int8Compiled:
     def _build(self, shape: Shape) -> Callable[[torch.Tensor], torch.Tensor]:
         with self._lock:
             if shape not in self._graphs:
-                quantized = quantize(self.model, shape)
+                frames = calibration_frames(shape)
+                quantized = quantize(self.model, frames)
                 # Inductor's freezing, for the whole process: its int8 convolution passes read
                 # the global config (as a compile option, qconv_prepack fails to trace), and a
                 # graph called without it compiles again, unfrozen and 3x slower. Scoped
@@ -118,6 +114,6 @@ class Int8Compiled:
                 torch._inductor.config.freezing = True
                 compiled = torch.compile(quantized, dynamic=False)
                 with torch.inference_mode():
-                    compiled(calibration_frames(shape, 1)[0])  # compile now, not on first use
+                    compiled(frames[0])  # compile now, not on first use
                 self._graphs[shape] = compiled  # type: ignore[assignment]
             return self._graphs[shape]

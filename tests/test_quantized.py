@@ -1,4 +1,4 @@
-"""int8 CPU inference: calibrated on the shipped photos, close to fp32, chosen by "auto"."""
+"""int8 CPU inference: calibrated on the shipped photos, close to fp32, used only when asked."""
 
 import time
 

@@ -285,10 +285,7 @@ function updateView(view, job, before) {
   $(".job-live", root).hidden = !(done && job.kind === "train");
   if (job.preview_url && job.preview_url !== view.previewVersion) loadPreview(view, job);
   if (done && job.kind === "render" && !view.resultLoaded) showRenderResult(view, job);
-  if (done && before && before.state !== "done") {
-    toast(`${title} finished`);
-    if (job.kind === "train") loadStyles();
-  }
+  if (done && before && before.state !== "done") toast(`${title} finished`);
 }
 
 function needsDetail(job) {

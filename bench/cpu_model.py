@@ -84,17 +84,11 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
         "frozen_fp32": lambda: frozen_fp32(x),
         "frozen_bf16" + (" (live setting)" if live == "bf16" else ""): lambda: frozen_bf16(x_bf16),
     }
+    if int8_supported():  # an AOTInductor package per shape (stylefusion.quantized)
+        int8 = Int8Compiled(_copy(net))
+        label = "int8_package" + (" (live setting)" if live == "int8" else "")
+        runners[label] = lambda: int8(x_cl)
     return runners
-
-
-def int8_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runner]:
-    """Our network in int8 (timed apart: it turns inductor's freezing on for the process)."""
-    if not int8_supported():
-        return {}
-    width, height = size
-    x = torch.rand(1, 3, height, width)
-    int8 = Int8Compiled(_copy(net))
-    return {"int8_frozen (--precision int8)": lambda: int8(x)}
 
 
 def _copy(net: torch.nn.Module) -> torch.nn.Module:
@@ -160,14 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reference_runner = {"onnx multistyle26": onnx} if onnx is not None else {}
         ms = time_round_robin(torch_runners(net, size) | reference_runner, args.rounds, args.calls)
         reference = ms.get("onnx multistyle26")
-        # int8 in its own rounds beside the ONNX model again, compared with that timing
-        int8_group = int8_runners(net, size) | reference_runner
-        int8_ms = time_round_robin(int8_group, args.rounds, args.calls)
-        torch._inductor.config.freezing = False  # as it was for the next thread count
-        if reference and int8_ms.get("onnx multistyle26"):
-            scale = reference / int8_ms["onnx multistyle26"]  # the box's drift between groups
-            int8_ms = {k: v * scale for k, v in int8_ms.items() if k != "onnx multistyle26"}
-        for name, value in (ms | int8_ms).items():
+        for name, value in ms.items():
             row = {"setting": name, "threads": threads, "ms": round(value, 2)}
             row["fps"] = round(1000 / value, 1)
             if reference:

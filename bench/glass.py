@@ -360,7 +360,11 @@ def join_report(first: GlassViewer, start: float, joined: float, end: float) -> 
 
 
 def glass_config(
-    models_dir: Path, data_dir: Path, compile: bool, threads: int | None
+    models_dir: Path,
+    data_dir: Path,
+    compile: bool,
+    threads: int | None,
+    precision: str = "auto",
 ) -> ServerConfig:
     """The server as `make run` would start it (compile cache in data_dir), on a free port."""
     return ServerConfig(
@@ -371,5 +375,6 @@ def glass_config(
         threads=threads,
         admin_token="bench-token-0123456789",
         compile=compile,
+        precision=precision,
         max_pending_per_client=64,  # every bench viewer comes from 127.0.0.1
     )

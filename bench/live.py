@@ -235,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="eager model (no torch.compile)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda (the server's device)")
     parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "int8"),
+        help="CPU inference precision (the server's --precision)",
+    )
+    parser.add_argument(
         "--data-dir", type=Path, default=Path("var/bench"), help="compile cache (kept)"
     )
     parser.add_argument("--output", type=Path, help="merge the JSON into this file")
@@ -289,7 +295,9 @@ async def glass_mode(
 ) -> dict[str, Any]:
     """Glass-to-glass runs: one per peer count (long: one; join: 2 peers, one joins late)."""
     glass.instrument()
-    config = glass.glass_config(models, args.data_dir, not args.no_compile, args.threads)
+    config = glass.glass_config(
+        models, args.data_dir, not args.no_compile, args.threads, args.precision
+    )
     config = dataclasses.replace(config, device=args.device)
     runner, port = await start_server(config)  # start-up compiles the budgeted shapes
     url, app, runs = f"http://127.0.0.1:{port}", runner.app, []

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         default="auto",
         choices=CPU_PRECISIONS,
-        help="CPU inference precision (auto: bf16 where native; int8 is opt-in, see README)",
+        help="CPU inference precision (auto: int8 where the CPU has VNNI/AMX and the model is "
+        "compiled, else bf16 where native, else fp32; see README)",
     )
     p.add_argument(
         "--threads", type=int, help="CPU threads for inference (default: all cores but one)"

@@ -75,8 +75,9 @@ class StyleRegistry:
         compile: bool = False,
         precision: str = "auto",
     ) -> None:
-        """precision (CPU only): "fp32", "bf16", "int8" or "auto" (bf16 where native;
-        stylefusion.devices.cpu_precision); bf16 and int8 run compiled."""
+        """precision (CPU only): "fp32", "bf16", "int8" or "auto" (int8 where the CPU has
+        VNNI and compile is on, else bf16 where native: stylefusion.devices.cpu_precision);
+        bf16 and int8 run compiled."""
         self.models_dir = Path(models_dir)
         self.device = device
         self.preferred_variant = variant or default_variant(device)
@@ -85,12 +86,14 @@ class StyleRegistry:
         self.hidden: frozenset[str] = frozenset()  # style folders the admin hid (files kept)
         self._listeners: list[Callable[[list[StyleInfo]], None]] = []
         self._lock = asyncio.Lock()
-        self.precision = cpu_precision(precision) if device.type == "cpu" else "fp32"
+        self.precision = cpu_precision(precision, compile) if device.type == "cpu" else "fp32"
         # one compile thread for all styles: a shape compiled for one is reused by the others
         self.compiler = CompileWorker("style-compile") if compile else None
 
     def close(self) -> None:
-        """Stop the background compile thread."""
+        """Stop the styles' builds under way and the background compile thread."""
+        for style in self._styles.values():
+            style.stylizer.close()
         if self.compiler is not None:
             self.compiler.close()
 
@@ -132,7 +135,7 @@ class StyleRegistry:
             removed = [name for name in self._styles if name not in found]
             for name in removed:
                 log.info("style %s removed", name)
-                del self._styles[name]
+                self._styles.pop(name).stylizer.close()  # its builds under way stop
             if removed:
                 self._notify()  # at once: listeners move the removed styles' viewers on
             loaded = []
@@ -141,6 +144,9 @@ class StyleRegistry:
                     continue
                 style = await self._load(self.models_dir / name, signature)
                 if style is not None:
+                    old = self._styles.get(name)
+                    if old is not None and old.stylizer is not style.stylizer:
+                        old.stylizer.close()  # retrained weights: the old builds stop
                     self._styles[name] = style
                     loaded.append(name)
             if loaded:

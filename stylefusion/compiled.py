@@ -127,7 +127,10 @@ class BackgroundCompiled:
         return self.ready(x)
 
     def close(self) -> None:
-        """Stop this model's compile thread, if it has its own."""
+        """Stop this model's builds under way and its compile thread, if it has its own."""
+        stop = getattr(self.compiled, "close", None)
+        if stop is not None:
+            stop()
         if self._own_worker:
             self.worker.close()
 

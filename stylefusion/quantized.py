@@ -9,14 +9,25 @@ the lite network ran 1.5x faster than in bf16, and the yardstick moved by under 
 
 from __future__ import annotations
 
+import atexit
 import functools
+import hashlib
 import logging
+import multiprocessing
+import os
 import threading
+import time
+import warnings
+import weakref
 from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch._inductor.runtime.cache_dir_utils import cache_dir
 
 from .content import default_photos_dir
 from .devices import cpu_flags
@@ -24,6 +35,7 @@ from .images import find_images, read_rgb
 
 log = logging.getLogger(__name__)
 
+PACKAGE_VERSION = 1  # bump when quantize() or build_package() change what they make
 CALIBRATION_PHOTOS = 8  # photos per calibration; more moved the yardstick by < 0.1%
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
@@ -68,7 +80,7 @@ def _center_crop(image: np.ndarray, shape: Shape) -> np.ndarray:
 def quantize(model: nn.Module, frames: list[torch.Tensor]) -> nn.Module:
     """An int8 copy of `model` for inputs shaped like `frames`, calibrated on them.
 
-    The copy runs slowly in eager mode (it simulates int8); Int8Compiled compiles it."""
+    The copy runs slowly in eager mode (it simulates int8); build_package compiles it."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
@@ -87,33 +99,163 @@ def quantize(model: nn.Module, frames: list[torch.Tensor]) -> nn.Module:
 class Int8Compiled:
     """Callable like a compiled model: each new input shape is quantized and compiled once.
 
-    The first call of a shape takes seconds (calibration, export, inductor); run it where
-    compiling belongs (compiled.BackgroundCompiled's worker thread or a warm-up)."""
+    Each shape becomes an AOTInductor package (calibrate, export, compile with freezing), kept
+    in inductor's cache dir (the server's --data-dir) under a key of the weights and shape, so
+    a restart loads it in milliseconds. A build takes tens of seconds and runs in a child
+    process (unless `isolated` is False): the caller's thread only waits, so call it where
+    compiling belongs (compiled.BackgroundCompiled's worker thread or a warm-up).
 
-    def __init__(self, model: nn.Module) -> None:
+    Why a child process and not torch.compile here: strict export resets dynamo
+    (torch._dynamo.reset()), which dropped every torch.compile'd graph of the server, and the
+    serving thread then compiled them again beside the export (which failed on the global
+    lazy graph-module flag); tracing also holds the GIL for seconds. A loaded package runs
+    without dynamo, and the child keeps export's global state out of the serving process.
+    """
+
+    def __init__(self, model: nn.Module, isolated: bool = True) -> None:
         self.model = model
+        self.isolated = isolated
         self._graphs: dict[Shape, Callable[[torch.Tensor], torch.Tensor]] = {}
         self._lock = threading.Lock()
+        self._builders: set[BaseProcess] = set()
+        self._closed = False
+        _LIVE.add(self)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = tuple(x.shape)
         graph = self._graphs.get(shape)
         if graph is None:
             graph = self._build(shape)
-        return graph(x.float())
+        # the package was compiled for channels-last fp32 frames (what Stylizer feeds it);
+        # it assumes its inputs' strides, so anything else is converted (a no-op otherwise)
+        return graph(x.float().contiguous(memory_format=torch.channels_last))
+
+    def close(self) -> None:
+        """Stop a build under way (its child is killed) and refuse new ones."""
+        self._closed = True
+        for child in list(self._builders):
+            child.kill()
 
     def _build(self, shape: Shape) -> Callable[[torch.Tensor], torch.Tensor]:
         with self._lock:
             if shape not in self._graphs:
-                frames = calibration_frames(shape)
-                quantized = quantize(self.model, frames)
-                # Inductor's freezing, for the whole process: its int8 convolution passes read
-                # the global config (as a compile option, qconv_prepack fails to trace), and a
-                # graph called without it compiles again, unfrozen and 3x slower. Scoped
-                # patches would race with compiles in other threads.
-                torch._inductor.config.freezing = True
-                compiled = torch.compile(quantized, dynamic=False)
-                with torch.inference_mode():
-                    compiled(frames[0])  # compile now, not on first use
-                self._graphs[shape] = compiled  # type: ignore[assignment]
+                path = package_path(self.model, shape)
+                runner = _load(path)
+                if runner is None:
+                    start = time.perf_counter()
+                    if self.isolated:
+                        self._build_in_child(shape, path)
+                    else:
+                        build_package(self.model, calibration_frames(shape), path)
+                    log.info(
+                        "int8 package for %s built in %.1f s (%d threads)",
+                        shape,
+                        time.perf_counter() - start,
+                        torch.get_num_threads(),
+                    )
+                    runner = torch._inductor.aoti_load_package(str(path))
+                self._graphs[shape] = runner
             return self._graphs[shape]
+
+    def _build_in_child(self, shape: Shape, path: Path) -> None:
+        if self._closed:
+            raise RuntimeError("closed: no more int8 builds")
+        context = multiprocessing.get_context("spawn")
+        receive, send = context.Pipe(duplex=False)
+        # spawned from this thread, the child inherits its (background) niceness; daemonic,
+        # it dies with the server
+        threads = torch.get_num_threads()
+        child = context.Process(
+            target=_build_child,
+            args=(self.model, shape, path, threads, send),
+            name=f"int8-build-{'x'.join(map(str, shape))}",
+            daemon=True,
+        )
+        child.start()
+        send.close()
+        self._builders.add(child)
+        try:
+            child.join()
+            try:
+                error = receive.recv()
+            except EOFError:  # killed (close(), or the server is exiting)
+                error = f"exit code {child.exitcode}"
+        finally:
+            self._builders.discard(child)
+            receive.close()
+        if error is not None:
+            raise RuntimeError(f"int8 build for {shape} failed: {error}")
+
+
+_LIVE: weakref.WeakSet[Int8Compiled] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_builds() -> None:
+    """At exit, kill the builds under way before their waiting threads are torn down."""
+    for runner in list(_LIVE):
+        runner.close()
+
+
+def _build_child(
+    model: nn.Module, shape: Shape, path: Path, threads: int, result: Connection
+) -> None:
+    """A child process's whole life: build one package, report None or the error."""
+    logging.getLogger("torch").setLevel(logging.ERROR)  # its export chatter is not ours
+    warnings.filterwarnings("ignore")
+    try:
+        torch.set_num_threads(threads)  # inductor writes it into the package's kernels
+        build_package(model, calibration_frames(shape), path)
+    except Exception as exc:  # noqa: BLE001 - the parent raises it
+        result.send(f"{type(exc).__name__}: {exc}")
+        raise SystemExit(1) from exc
+    result.send(None)
+
+
+def build_package(model: nn.Module, frames: list[torch.Tensor], path: Path) -> None:
+    """Quantize `model` for inputs shaped like `frames` and compile it into an AOTInductor
+    package at `path` (written under a temporary name, then renamed into place)."""
+    quantized = quantize(model, frames)
+    example = frames[0].contiguous(memory_format=torch.channels_last)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.pt2")
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            program = torch.export.export(quantized, (example,), strict=True)
+            # freezing: weights become constants, so int8 convolutions run as prepacked
+            # oneDNN kernels (VNNI); unfrozen, the same graph ran 3x slower
+            torch._inductor.aoti_compile_and_package(
+                program, package_path=str(partial), inductor_configs={"freezing": True}
+            )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def package_path(model: nn.Module, shape: Shape) -> Path:
+    """Where the int8 package of `model` for `shape` is kept: inductor's cache dir, named by
+    the weights, the shape, the calibration photos, torch and this CPU."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    count = max(CALIBRATION_PHOTOS, shape[0])
+    photos = [p.name for p in find_images(default_photos_dir())[:count]]
+    # the thread count: inductor writes it into the package's elementwise kernels
+    key = (PACKAGE_VERSION, shape, photos, torch.__version__, torch.get_num_threads())
+    digest.update(repr(key).encode())
+    digest.update(repr(sorted(cpu_flags())).encode())
+    folder = Path(cache_dir()) / "stylefusion-int8"
+    return folder / f"{'x'.join(map(str, shape))}-{digest.hexdigest()[:20]}.pt2"
+
+
+def _load(path: Path) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The package at path, or None if there is none (or it cannot be loaded: rebuilt)."""
+    if not path.exists():
+        return None
+    try:
+        return torch._inductor.aoti_load_package(str(path))  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - a truncated or stale package is rebuilt
+        log.warning("int8 package %s did not load; building it again", path.name, exc_info=True)
+        path.unlink(missing_ok=True)
+        return None

@@ -1,5 +1,6 @@
 """int8 CPU inference: calibrated on the shipped photos, close to fp32, used only when asked."""
 
+import threading
 import time
 
 import numpy as np
@@ -17,6 +18,15 @@ from stylefusion.transformer_net import TransformerNet
 from stylefusion.tuning import Tuning
 
 needs_int8 = pytest.mark.skipif(not int8_supported(), reason="CPU without VNNI or no torchao")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def inductor_cache(tmp_path_factory):
+    """This module's own compile cache, where the int8 packages land (as in --data-dir)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("inductor")))
+    yield
+    patch.undo()
 
 
 def test_calibration_frames_are_photos_cut_to_the_shape() -> None:
@@ -63,14 +73,99 @@ def test_int8_runs_in_the_background_while_fp32_eager_serves() -> None:
     assert (quantized_out - expected).abs().mean() < 0.02
 
 
-def test_auto_precision_is_bf16_where_native_and_int8_only_when_asked(monkeypatch) -> None:
+@needs_int8
+def test_a_new_shape_builds_beside_a_serving_one_and_packages_outlive_the_process(
+    monkeypatch,
+) -> None:
+    torch.manual_seed(1)
+    net = TransformerNet(TINY).eval()
+    small, large = torch.rand(1, 3, 16, 20), torch.rand(2, 3, 24, 32)
+    runner = Int8Compiled(net)
+    with torch.inference_mode():
+        served = runner(small)
+    # a build exports the model, which resets torch.compile's caches process-wide, and
+    # compiles for tens of seconds: all of it happens in a child process, none in this one
+    # (the serving thread once compiled again, stalling, while an export ran beside it)
+    in_this_process: list[str] = []
+
+    def forbidden(*args, **kwargs):
+        in_this_process.append(threading.current_thread().name)
+        raise AssertionError("exported in the serving process")
+
+    monkeypatch.setattr(torch.export, "export", forbidden)
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", forbidden)
+    built: list[BaseException | torch.Tensor] = []
+
+    def build() -> None:
+        try:
+            with torch.inference_mode():
+                built.append(runner(large))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            built.append(exc)
+
+    builder = threading.Thread(target=build, name="builder")
+    builder.start()
+    calls = 0
+    with torch.inference_mode():
+        while builder.is_alive() or calls == 0:
+            torch.testing.assert_close(runner(small), served, atol=0, rtol=0)
+            calls += 1
+    builder.join()
+    assert isinstance(built[0], torch.Tensor), built[0]
+    assert calls > 1
+    assert in_this_process == []
+    # a restarted server finds both packages on disk and builds nothing
+    monkeypatch.setattr(quantized, "build_package", pytest.fail)
+    restarted = Int8Compiled(net)
+    with torch.inference_mode():
+        torch.testing.assert_close(restarted(small), served, atol=0, rtol=0)
+        torch.testing.assert_close(restarted(large), built[0], atol=0, rtol=0)
+    # retrained weights are another package
+    before = quantized.package_path(net, (1, 3, 16, 20))
+    with torch.no_grad():
+        next(net.parameters()).add_(0.01)
+    assert quantized.package_path(net, (1, 3, 16, 20)) != before
+
+
+@needs_int8
+def test_closing_stops_a_build_under_way() -> None:
+    torch.manual_seed(2)
+    runner = Int8Compiled(TransformerNet(TINY).eval())
+    failures: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            with torch.inference_mode():
+                runner(torch.rand(1, 3, 12, 12))
+        except RuntimeError as exc:
+            failures.append(exc)
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    deadline = time.monotonic() + 30
+    while not runner._builders and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = runner._builders
+    runner.close()
+    builder.join(timeout=30)
+    assert not builder.is_alive() and not child.is_alive()
+    assert "failed" in str(failures[0])
+    with pytest.raises(RuntimeError, match="closed"):
+        runner(torch.rand(1, 3, 12, 16))
+
+
+def test_auto_precision_is_int8_where_vnni_and_compiled_else_bf16_where_native(
+    monkeypatch,
+) -> None:
     monkeypatch.setattr(quantized, "int8_supported", lambda: True)
     monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
+    assert cpu_precision("auto") == "int8"
+    assert cpu_precision("auto", compiled=False) == "bf16"  # int8 exists only compiled
+    assert cpu_precision("bf16") == "bf16"
+    monkeypatch.setattr(quantized, "int8_supported", lambda: False)
     assert cpu_precision("auto") == "bf16"
-    assert cpu_precision("int8") == "int8"
     monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
     assert cpu_precision("auto") == "fp32"
-    monkeypatch.setattr(quantized, "int8_supported", lambda: False)
     with pytest.raises(InvalidInput, match="int8 needs a CPU with VNNI"):
         cpu_precision("int8")
     with pytest.raises(InvalidInput, match="precision must be one of"):

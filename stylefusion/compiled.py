@@ -94,8 +94,10 @@ class BackgroundCompiled:
         name: str = "model",
         worker: CompileWorker | None = None,
         mode: str = "default",
+        eager: nn.Module | None = None,
     ) -> None:
-        self.eager = model
+        """eager: what serves a shape until it is compiled (default: the model itself)."""
+        self.eager = eager or model
         self.compiled = compile_model(model, mode)
         self.name = name
         self.failed = False

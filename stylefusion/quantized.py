@@ -10,6 +10,7 @@ the lite network ran 1.5x faster than in bf16, and the yardstick moved by under 
 from __future__ import annotations
 
 import atexit
+import copy
 import functools
 import hashlib
 import logging
@@ -27,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch._inductor.runtime.cache_dir_utils import cache_dir
 
 from .content import default_photos_dir
-from .devices import cpu_flags
+from .devices import cpu_flags, cpu_has_bf16
 from .images import find_images, read_rgb
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,23 @@ def quantize(model: nn.Module, frames: list[torch.Tensor]) -> nn.Module:
         for batch in frames:
             prepared(batch)
         return convert_pt2e(prepared)
+
+
+class Bfloat16StandIn(nn.Module):
+    """fp32 frames in and out, a bf16 copy of the model inside."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(torch.bfloat16)).float()
+
+
+def bfloat16_stand_in(model: nn.Module) -> nn.Module:
+    """What serves a frame size until its int8 package is built: eager bf16 where the CPU
+    computes it natively (2x eager fp32 on our box), else the fp32 model itself."""
+    return Bfloat16StandIn(model) if cpu_has_bf16() else model
 
 
 class Int8Compiled:
@@ -245,6 +262,8 @@ def package_path(model: nn.Module, shape: Shape) -> Path:
     key = (PACKAGE_VERSION, shape, photos, torch.__version__, torch.get_num_threads())
     digest.update(repr(key).encode())
     digest.update(repr(sorted(cpu_flags())).encode())
+    from torch._inductor.runtime.cache_dir_utils import cache_dir  # 1 s to import: only here
+
     folder = Path(cache_dir()) / "stylefusion-int8"
     return folder / f"{'x'.join(map(str, shape))}-{digest.hexdigest()[:20]}.pt2"
 

@@ -14,6 +14,7 @@ import torch
 from .compiled import BackgroundCompiled, CompileWorker, compile_model
 from .devices import default_variant, resolve_device
 from .errors import InvalidInput
+from .quantized import bfloat16_stand_in
 from .style_folder import load_transformer, pick_variant, read_style
 from .transformer_net import TransformerNet
 from .tuning import Tuning, device_tuning
@@ -63,7 +64,11 @@ class Stylizer:
         self.eager: torch.nn.Module = model
         self.model: Callable[[torch.Tensor], torch.Tensor] = model
         if self.compile_mode == "background":
-            self.model = BackgroundCompiled(model, name or "model", compiler, self.tuning.mode)
+            if self.tuning.mode == "int8":  # bf16 serves a size while its int8 package builds
+                self.eager = bfloat16_stand_in(model)
+            self.model = BackgroundCompiled(
+                model, name or "model", compiler, self.tuning.mode, eager=self.eager
+            )
         elif self.compile_mode == "inline":
             self.model = compile_model(model, self.tuning.mode)
 

@@ -9,7 +9,7 @@ import torch
 from conftest import TINY
 
 from stylefusion import devices, quantized
-from stylefusion.compiled import BackgroundCompiled
+from stylefusion.compiled import BackgroundCompiled, CompileWorker
 from stylefusion.devices import cpu_precision
 from stylefusion.errors import InvalidInput
 from stylefusion.quantized import Int8Compiled, calibration_frames, int8_supported
@@ -170,3 +170,20 @@ def test_auto_precision_is_int8_where_vnni_and_compiled_else_bf16_where_native(
         cpu_precision("int8")
     with pytest.raises(InvalidInput, match="precision must be one of"):
         cpu_precision("int4")
+
+
+def test_bf16_serves_a_size_while_its_int8_package_builds(monkeypatch) -> None:
+    monkeypatch.setattr(quantized, "cpu_has_bf16", lambda: True)
+    torch.manual_seed(3)
+    net = TransformerNet(TINY).eval()
+    compiler = CompileWorker("idle")
+    compiler.close()  # nothing gets compiled: every call is served by the stand-in
+    stylizer = Stylizer(
+        net, "cpu", compile="background", compiler=compiler, tuning=Tuning(mode="int8")
+    )
+    frames = np.random.default_rng(3).integers(0, 256, (1, 16, 20, 3), np.uint8)
+    fp32 = Stylizer(net, "cpu", compile="off")(frames)
+    served = stylizer(frames)
+    assert isinstance(stylizer.eager, quantized.Bfloat16StandIn)
+    assert next(stylizer.eager.parameters()).dtype == torch.bfloat16
+    assert np.abs(served.astype(int) - fp32).mean() < 3.0

@@ -21,6 +21,12 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 COMPILE_NICE = 19  # the compile thread's niceness (and that of the compilers it starts)
+
+
+class CompileStopped(RuntimeError):
+    """A compile cut short on purpose (the model was closed): not a failure to report."""
+
+
 ShapeKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]
 
 
@@ -142,6 +148,9 @@ class BackgroundCompiled:
         try:
             with torch.inference_mode():
                 self.compiled(example)
+        except CompileStopped:
+            log.debug("%s: compile for %s stopped", self.name, tuple(example.shape))
+            return
         except Exception as exc:  # compiler toolchains vary; eager always works
             log.warning("torch.compile failed for %s (%s); it stays eager", self.name, exc)
             log.debug("the compile failure", exc_info=True)

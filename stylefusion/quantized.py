@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .compiled import CompileStopped
 from .content import default_photos_dir
 from .devices import cpu_flags, cpu_has_bf16
 from .images import find_images, read_rgb
@@ -176,7 +177,7 @@ class Int8Compiled:
 
     def _build_in_child(self, shape: Shape, path: Path) -> None:
         if self._closed:
-            raise RuntimeError("closed: no more int8 builds")
+            raise CompileStopped("closed: no more int8 builds")
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
         # spawned from this thread, the child inherits its (background) niceness; daemonic,
@@ -200,6 +201,8 @@ class Int8Compiled:
         finally:
             self._builders.discard(child)
             receive.close()
+        if self._closed:
+            raise CompileStopped(f"int8 build for {shape} stopped")
         if error is not None:
             raise RuntimeError(f"int8 build for {shape} failed: {error}")
 

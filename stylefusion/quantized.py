@@ -14,15 +14,15 @@ import copy
 import functools
 import hashlib
 import logging
-import multiprocessing
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import warnings
 import weakref
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +135,7 @@ class Int8Compiled:
         self.isolated = isolated
         self._graphs: dict[Shape, Callable[[torch.Tensor], torch.Tensor]] = {}
         self._lock = threading.Lock()
-        self._builders: set[BaseProcess] = set()
+        self._builders: set[subprocess.Popen[str]] = set()
         self._closed = False
         _LIVE.add(self)
 
@@ -178,33 +178,32 @@ class Int8Compiled:
     def _build_in_child(self, shape: Shape, path: Path) -> None:
         if self._closed:
             raise CompileStopped("closed: no more int8 builds")
-        context = multiprocessing.get_context("spawn")
-        receive, send = context.Pipe(duplex=False)
-        # spawned from this thread, the child inherits its (background) niceness; daemonic,
-        # it dies with the server
-        threads = torch.get_num_threads()
-        child = context.Process(
-            target=_build_child,
-            args=(self.model, shape, path, threads, send),
-            name=f"int8-build-{'x'.join(map(str, shape))}",
-            daemon=True,
-        )
-        child.start()
-        send.close()
-        self._builders.add(child)
-        try:
-            child.join()
+        with tempfile.TemporaryDirectory(prefix="stylefusion-int8-") as tmp:
+            model_file = Path(tmp) / "model.pt"
+            torch.save(self.model, model_file)
+            size = "x".join(map(str, shape))
+            threads = str(torch.get_num_threads())  # the caller's: it is written into kernels
+            command = [sys.executable, "-m", __name__, str(model_file), size, str(path), threads]
+            # a plain interpreter (not multiprocessing's spawn, which imports the server's
+            # __main__ again); started from this thread, it inherits its background niceness
+            child = subprocess.Popen(
+                command,
+                env=os.environ | {"PYTHONPATH": _import_path()},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            self._builders.add(child)
             try:
-                error = receive.recv()
-            except EOFError:  # killed (close(), or the server is exiting)
-                error = f"exit code {child.exitcode}"
-        finally:
-            self._builders.discard(child)
-            receive.close()
+                _, errors = child.communicate()
+            finally:
+                self._builders.discard(child)
         if self._closed:
             raise CompileStopped(f"int8 build for {shape} stopped")
-        if error is not None:
-            raise RuntimeError(f"int8 build for {shape} failed: {error}")
+        if child.returncode != 0:
+            last = errors.strip().splitlines()[-1:] or [f"exit code {child.returncode}"]
+            raise RuntimeError(f"int8 build for {shape} failed: {last[0]}")
 
 
 _LIVE: weakref.WeakSet[Int8Compiled] = weakref.WeakSet()
@@ -212,24 +211,27 @@ _LIVE: weakref.WeakSet[Int8Compiled] = weakref.WeakSet()
 
 @atexit.register
 def _stop_builds() -> None:
-    """At exit, kill the builds under way before their waiting threads are torn down."""
+    """At exit, kill the builds under way (a child would otherwise outlive the server)."""
     for runner in list(_LIVE):
         runner.close()
 
 
-def _build_child(
-    model: nn.Module, shape: Shape, path: Path, threads: int, result: Connection
-) -> None:
-    """A child process's whole life: build one package, report None or the error."""
-    logging.getLogger("torch").setLevel(logging.ERROR)  # its export chatter is not ours
+def _import_path() -> str:
+    """PYTHONPATH for a child that must import this package, wherever it was imported from."""
+    here = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+def _build_main(argv: list[str]) -> int:
+    """A build child's whole life: MODEL_FILE HxW-SHAPE PACKAGE THREADS; errors on stderr."""
+    model_file, size, package, threads = argv
+    logging.getLogger("torch").setLevel(logging.ERROR)  # export's chatter is not ours
     warnings.filterwarnings("ignore")
-    try:
-        torch.set_num_threads(threads)  # inductor writes it into the package's kernels
-        build_package(model, calibration_frames(shape), path)
-    except Exception as exc:  # noqa: BLE001 - the parent raises it
-        result.send(f"{type(exc).__name__}: {exc}")
-        raise SystemExit(1) from exc
-    result.send(None)
+    torch.set_num_threads(int(threads))
+    model = torch.load(model_file, weights_only=False)  # written by our own parent just now
+    shape = tuple(int(v) for v in size.split("x"))
+    build_package(model, calibration_frames(shape), Path(package))
+    return 0
 
 
 def build_package(model: nn.Module, frames: list[torch.Tensor], path: Path) -> None:
@@ -281,3 +283,7 @@ def _load(path: Path) -> Callable[[torch.Tensor], torch.Tensor] | None:
         log.warning("int8 package %s did not load; building it again", path.name, exc_info=True)
         path.unlink(missing_ok=True)
         return None
+
+
+if __name__ == "__main__":
+    sys.exit(_build_main(sys.argv[1:]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .devices import configure_torch, default_variant, resolve_device
+from .devices import configure_torch, cpu_name, default_variant, resolve_device
 from .errors import InvalidInput
 from .stylizer import Stylizer
 from .transformer_net import VARIANTS, build_transformer
@@ -107,12 +106,4 @@ def describe_machine(device: torch.device) -> str:
     """The GPU's name on CUDA, else the CPU model and core count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({torch.get_num_threads()} threads)"
+    return f"{cpu_name()} ({torch.get_num_threads()} threads)"

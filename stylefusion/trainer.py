@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .content import ContentImages
-from .devices import configure_cpu_threads, resolve_device
+from .devices import configure_cpu_threads, cpu_name, resolve_device
 from .errors import Cancelled
 from .images import read_rgb, to_tensor, to_uint8
 from .losses import content_loss, gram_matrix, style_loss, total_variation, weighted_terms
@@ -293,23 +293,13 @@ def _training_meta(run: _Run) -> dict[str, Any]:
 
 def _device_info(device: torch.device) -> dict[str, str]:
     """Which machine and chip trained the style."""
-    chip = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    chip = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "type": device.type,
         "name": chip,
         "machine": platform.node(),
         "torch": torch.__version__,
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 __all__ = ["PerceptualLoss", "TrainConfig", "TrainResult", "preview", "train", "validate_config"]

@@ -51,6 +51,7 @@ class FlashCamera(MediaStreamTrack):
         self.photos = (base // 4, 255 - base // 4)  # a dark and a bright picture
         self.fps, self.rng = fps, random.Random(seed)
         self.budget: dict[str, int] | None = None  # the server's latest budget message
+        self.budgets: list[tuple[float, str]] = []  # (perf_counter, "WxH@fps") of each change
         self.showing, self.flips = 0, []  # flips: (perf_counter, photo) of each first frame
         self._next_flip = 0.0
         self._start: float | None = None
@@ -149,6 +150,8 @@ class GlassViewer:
         message = json.loads(raw)
         if message.get("event") == "budget":
             self.camera.budget = message
+            box = f"{message['max_width']}x{message['max_height']}@{message['max_fps']}"
+            self.camera.budgets.append((time.perf_counter(), box))
 
     async def _read(self, incoming: MediaStreamTrack) -> None:
         try:
@@ -334,10 +337,23 @@ async def _sample_rss(into: list[float]) -> None:
 
 def summarize_viewer(viewer: GlassViewer, start: float, end: float) -> dict[str, Any]:
     """fps out and glass-to-glass latency of one viewer; thirds of the run for long runs."""
-    latencies = [ms for _, ms in flash_latencies(viewer, start, end)]
+    flashes = flash_latencies(viewer, start, end)
+    latencies = [ms for _, ms in flashes]
+    times = [t for t, _ in viewer.received if start <= t < end]
     out: dict[str, Any] = {
         "fps": round(fps_between(viewer, start, end), 1),
         "glass_to_glass_ms": percentiles(latencies),
+        # to tell a stall (a long gap between frames) from a flash seen late (classifier)
+        "longest_gap_ms": round(1000 * max(np.diff(times), default=0.0), 1),
+        "slowest_flashes": [
+            {"at_s": round(t - start, 2), "ms": round(ms, 1)}
+            for t, ms in sorted(flashes, key=lambda f: -f[1])[:3]
+        ],
+        "budget_changes": [
+            {"at_s": round(t - start, 2), "budget": box}
+            for t, box in viewer.camera.budgets
+            if start <= t < end
+        ],
     }
     if end - start >= 60:
         third = (end - start) / 3

@@ -54,6 +54,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def warm(url: str) -> bool:
+    """Whether the server answers and has finished start-up's compiling."""
+    with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+        return bool(json.load(response)["status"] == "ok")
+
+
 def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     """Poll check() until it is truthy; RuntimeError naming `what` after timeout_s."""
     deadline = time.monotonic() + timeout_s
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(args.models_dir, args.data_dir, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: urllib.request.urlopen(url + "/healthz", timeout=2), 600, "the server")
+        wait_for(lambda: warm(url), 900, "the server to finish compiling")
         report = {"browser": "firefox-esr (headless)", **measure(url, args.seconds)}
     finally:
         server.terminate()

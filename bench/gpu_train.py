@@ -162,16 +162,18 @@ class AdminServer:
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Until /healthz answers (or the server died)."""
+        """Until /healthz says the server has finished start-up's compiling (or it died)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
-                with request.urlopen(self.url + "/healthz", timeout=2):
-                    return
+                with request.urlopen(self.url + "/healthz", timeout=2) as answer:
+                    if json.loads(answer.read())["status"] == "ok":
+                        return
             except OSError:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
         raise RuntimeError("server did not answer /healthz in time")
 
     def call(self, path: str, body: bytes | None = None, ctype: str = "") -> dict[str, Any]:

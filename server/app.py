@@ -18,7 +18,7 @@ from .batcher import Batcher
 from .budget import BudgetPlanner, CostModel
 from .config import ServerConfig
 from .jobs import setup_jobs
-from .keys import BATCHER, BUDGET, CONFIG, JOB_STORE, METRICS, PEERS, REGISTRY
+from .keys import BATCHER, BUDGET, CONFIG, JOB_STORE, METRICS, PEERS, READY, REGISTRY
 from .metrics import Metrics
 from .middleware import error_middleware, host_middleware, host_name, pass_through
 from .peers import PeerSet
@@ -55,6 +55,7 @@ def create_app(config: ServerConfig) -> web.Application:
     )
     app[CONFIG], app[METRICS], app[REGISTRY], app[BUDGET] = config, metrics, registry, planner
     app[BATCHER], app[PEERS] = batcher, PeerSet(config.max_peers, batcher, metrics, planner)
+    app[READY] = asyncio.Event()
     app.cleanup_ctx.append(live_context)
     add_routes(app, config)
     if config.role != "live":  # a live-only node leaves admin work to the node with the store
@@ -123,27 +124,38 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
     await registry.rescan()
     default = registry.default
     stylizers = [s.stylizer for s in sorted(registry.loaded(), key=lambda s: s.name != default)]
-    # start-up compiles at full speed; once viewers can come, compiling yields to them
-    await asyncio.to_thread(
-        warmup.prepare, stylizers, app[BUDGET], config.max_peers, config.max_batch
-    )
-    if registry.compiler is not None:
-        registry.compiler.lower_priority()
-    batcher.start()
-    log.info("serving %d style(s) on %s", len(registry.loaded()), registry.device)
+
+    async def warm_up() -> None:
+        # start-up compiles at full speed; once viewers can come, compiling yields to them
+        await asyncio.to_thread(
+            warmup.prepare, stylizers, app[BUDGET], config.max_peers, config.max_batch
+        )
+        if registry.compiler is not None:
+            registry.compiler.lower_priority()
+        batcher.start()
+        app[READY].set()
+        log.info("serving %d style(s) on %s", len(registry.loaded()), registry.device)
+
     tasks = [
         asyncio.create_task(registry.poll(config.rescan_interval_s), name="style-polling"),
         asyncio.create_task(replan(app, config.budget_interval_s), name="budget"),
     ]
+    if registry.compiler is None:
+        await warm_up()  # eager: a few timed calls
+    else:
+        # compiling takes seconds warm, minutes cold: meanwhile the pages and the API answer,
+        # and /offer says 503 "warming up" (the page retries by itself)
+        log.info("compiling for this machine before taking viewers (a minute or more cold)")
+        tasks.append(asyncio.create_task(warm_up(), name="warm-up"))
     try:
         yield
     finally:
+        registry.close()  # first: a start-up compile under way stops
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await peers.close_all()
         await batcher.stop()
-        registry.close()
 
 
 async def replan(app: web.Application, interval_s: float) -> None:
@@ -163,17 +175,17 @@ async def index(request: web.Request) -> web.FileResponse:
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: status, device, styles, and load against capacity (for balancers)."""
     registry, config = request.app[REGISTRY], request.app[CONFIG]
-    peers = len(request.app[PEERS])
+    peers, ready = len(request.app[PEERS]), request.app[READY].is_set()
     return web.json_response(
         {
-            "status": "ok",
+            "status": "ok" if ready else "warming_up",
             "device": str(registry.device),
             "variant": registry.preferred_variant,
             "styles": [s.name for s in registry.styles()],
             "peers": peers,
             "max_peers": config.max_peers,
             "load": round(peers / max(1, config.max_peers), 3),
-            "at_capacity": peers >= config.max_peers,
+            "at_capacity": peers >= config.max_peers or not ready,
             "role": config.role,
             "jobs": JOB_STORE in request.app,
         }

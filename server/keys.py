@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -24,6 +25,7 @@ BATCHER: web.AppKey[Batcher] = web.AppKey("batcher")
 PEERS: web.AppKey[PeerSet] = web.AppKey("peers")
 BUDGET: web.AppKey[BudgetPlanner] = web.AppKey("budget")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+READY = web.AppKey("ready", asyncio.Event)  # set once start-up's compiling is done
 JOB_STORE: web.AppKey[JobStore] = web.AppKey("job_store")
 JOB_RUNNER: web.AppKey[JobRunner] = web.AppKey("job_runner")
 ADMIN_TOKEN = web.AppKey("admin_token", str)

@@ -23,7 +23,7 @@ from .config import ServerConfig
 from .control import LABEL, attach_control
 from .errors import AtCapacity, BadRequest, TooManyRequests
 from .ice import page_ice_servers, rtc_configuration
-from .keys import BATCHER, BUDGET, CONFIG, METRICS, PEERS, REGISTRY
+from .keys import BATCHER, BUDGET, CONFIG, METRICS, PEERS, READY, REGISTRY
 from .message_cap import cap_messages
 from .offers import read_offer
 from .peers import Peer, PeerSet
@@ -38,6 +38,11 @@ async def offer(request: web.Request) -> web.Response:
     app = request.app
     registry, peers, config = app[REGISTRY], app[PEERS], app[CONFIG]
     sdp, style = await read_offer(request, config)
+    if not app[READY].is_set():
+        raise AtCapacity(
+            "warming up: the model is being compiled for this machine; try again in a few seconds",
+            headers={"Retry-After": "5"},
+        )
     style = style or registry.default
     if style is None:
         raise AtCapacity("no style is loaded yet")

@@ -64,6 +64,7 @@ class CompileWorker:
     def __init__(self, name: str = "compile") -> None:
         self._todo: queue.SimpleQueue[tuple[BackgroundCompiled, torch.Tensor] | None]
         self._todo = queue.SimpleQueue()
+        self.closed = False
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -73,6 +74,7 @@ class CompileWorker:
 
     def close(self) -> None:
         """Stop the thread after its current shape."""
+        self.closed = True
         self._todo.put(None)
 
     def lower_priority(self, nice: int = COMPILE_NICE) -> None:
@@ -131,6 +133,8 @@ class BackgroundCompiled:
         self(x)
         deadline = time.monotonic() + timeout_s
         while not self.ready(x) and not self.failed and time.monotonic() < deadline:
+            if self.worker.closed:  # shutting down: nothing more will compile
+                break
             time.sleep(0.05)
         return self.ready(x)
 
@@ -150,6 +154,7 @@ class BackgroundCompiled:
                 self.compiled(example)
         except CompileStopped:
             log.debug("%s: compile for %s stopped", self.name, tuple(example.shape))
+            self.failed = True  # closed: eager from now on, and no waiting for it
             return
         except Exception as exc:  # compiler toolchains vary; eager always works
             log.warning("torch.compile failed for %s (%s); it stays eager", self.name, exc)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 import urllib.request
 
 import pytest
 from webrtc_helpers import CHROMIUM, ServerThread, chromium, free_port, test_config, write_y4m
+
+from server import warmup
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -137,3 +140,28 @@ def batches_of_two(server: ServerThread) -> float:
             bound = line.split('le="')[1].split('"')[0]
             counts[bound] = float(line.split()[-1])
     return counts["+Inf"] - counts["1.0"]
+
+
+def test_page_waits_for_a_warming_server_and_streams_once_it_is_ready(
+    models_dir, tmp_path, browser, monkeypatch
+):
+    compiled = threading.Event()
+    monkeypatch.setattr(warmup, "prepare", lambda *args: compiled.wait(60))
+    config = test_config(models_dir, tmp_path, port=free_port(), compile=True)
+    with ServerThread(config) as server:
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready=true]")  # the page loads while it compiles
+        page.click("#start")
+        page.wait_for_selector("body[data-connection='warming up']", timeout=20_000)
+        assert "preparing the model" in page.text_content("#toast")
+        assert health(server)["status"] == "warming_up"
+        compiled.set()
+        page.wait_for_function(
+            "() => { const v = document.getElementById('remote');"
+            " return v.readyState >= 2 && v.videoWidth > 0; }",
+            timeout=30_000,
+        )
+        assert page.evaluate("() => document.body.dataset.reconnects") is None  # no loss shown
+        page.click("#stop")
+        page.wait_for_selector("body[data-connection=idle]")

@@ -275,6 +275,10 @@ async function connect() {
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type, style: ui.style.value || undefined }),
     });
     const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    if (response.status === 503 && /^warming up/.test(answer.error || "")) {
+      warmingUp(pc, Number(response.headers.get("Retry-After")) || 5);
+      return;
+    }
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
     if (state.pc !== pc) return; // stopped meanwhile
     await pc.setRemoteDescription(answer);
@@ -324,6 +328,15 @@ function connectionLost(pc, reason) {
   document.body.dataset.reconnects = String(Number(document.body.dataset.reconnects || 0) + 1);
   toast(`Connection lost: ${reason}. Reconnecting in ${Math.round(delay / 1000)} s (attempt ${state.attempt})…`, "error");
   state.retryTimer = setTimeout(() => { if (state.wanted && !state.pc) connect(); }, delay);
+}
+
+// The server is still compiling its model (a first start): not a lost session, just wait.
+function warmingUp(pc, seconds) {
+  if (state.pc !== pc || !state.wanted) return;
+  closeConnection();
+  setConnection("warming up");
+  toast("The server is preparing the model for this machine (a first start takes a minute or two). Connecting as soon as it is ready…");
+  state.retryTimer = setTimeout(() => { if (state.wanted && !state.pc) connect(); }, seconds * 1000);
 }
 
 function closeConnection() {

@@ -54,6 +54,17 @@ class AtCapacity(ServerError):
     status = 503
 
 
+class WarmingUp(AtCapacity):
+    """Start-up is still compiling the model: come back after Retry-After (logged quietly:
+    the page asks every few seconds, and start-up already said it is compiling)."""
+
+    def __init__(self, retry_after_s: int = 5) -> None:
+        super().__init__(
+            "warming up: the model is being compiled for this machine; try again in a few seconds",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
 class FrameDropped(ServerError):
     """A newer frame of the same peer replaced this one before the model got to it."""
 

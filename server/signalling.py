@@ -21,7 +21,7 @@ from .budget import Budget
 from .clients import client_address
 from .config import ServerConfig
 from .control import LABEL, attach_control
-from .errors import AtCapacity, BadRequest, TooManyRequests
+from .errors import AtCapacity, BadRequest, TooManyRequests, WarmingUp
 from .ice import page_ice_servers, rtc_configuration
 from .keys import BATCHER, BUDGET, CONFIG, METRICS, PEERS, READY, REGISTRY
 from .message_cap import cap_messages
@@ -39,10 +39,7 @@ async def offer(request: web.Request) -> web.Response:
     registry, peers, config = app[REGISTRY], app[PEERS], app[CONFIG]
     sdp, style = await read_offer(request, config)
     if not app[READY].is_set():
-        raise AtCapacity(
-            "warming up: the model is being compiled for this machine; try again in a few seconds",
-            headers={"Retry-After": "5"},
-        )
+        raise WarmingUp()
     style = style or registry.default
     if style is None:
         raise AtCapacity("no style is loaded yet")

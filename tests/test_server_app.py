@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def test_cli_options_reach_the_config(monkeypatch):
 
 
 async def test_a_compiling_server_answers_at_once_and_takes_viewers_once_warm(
-    aiohttp_client, models_dir, tmp_path, monkeypatch
+    aiohttp_client, models_dir, tmp_path, monkeypatch, caplog
 ):
     compiled = threading.Event()
     monkeypatch.setattr(warmup, "prepare", lambda *args: compiled.wait(30))
@@ -136,6 +137,8 @@ async def test_a_compiling_server_answers_at_once_and_takes_viewers_once_warm(
     assert response.status == 503
     assert response.headers["Retry-After"] == "5"
     assert "warming up" in (await response.json())["error"]
+    # the page retries every few seconds: no warning per retry
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     compiled.set()
     for _ in range(100):
         if (await (await client.get("/healthz")).json())["status"] == "ok":

@@ -33,11 +33,13 @@ from .compiled import CompileStopped
 from .content import default_photos_dir
 from .devices import cpu_flags, cpu_has_bf16
 from .images import find_images, read_rgb
+from .style_folder import load_transformer, save_transformer
 
 log = logging.getLogger(__name__)
 
 PACKAGE_VERSION = 1  # bump when quantize() or build_package() change what they make
 CALIBRATION_PHOTOS = 8  # photos per calibration; more moved the yardstick by < 0.1%
+CHILD_SLOT = "lite"  # the variant slot the weights travel in to a build child
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 Shape = tuple[int, ...]
@@ -62,10 +64,15 @@ def _torchao_installed() -> bool:
     return True
 
 
+def calibration_photos(count: int) -> list[Path]:
+    """The first `count` shipped training photos: what int8 is calibrated on."""
+    return find_images(default_photos_dir())[:count]
+
+
 def calibration_frames(shape: Shape, count: int = CALIBRATION_PHOTOS) -> list[torch.Tensor]:
     """`count` batches of `shape` (B, 3, H, W), float32 in [0, 1], cut from the shipped photos."""
     batch, _, height, width = shape
-    photos = find_images(default_photos_dir())[: max(count, batch)]
+    photos = calibration_photos(max(count, batch))
     side = max(height, width)  # short side: the crop fits either way
     crops = [_center_crop(np.asarray(read_rgb(p, side, upscale=True)), shape) for p in photos]
     frames = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
@@ -179,11 +186,13 @@ class Int8Compiled:
         if self._closed:
             raise CompileStopped("closed: no more int8 builds")
         with tempfile.TemporaryDirectory(prefix="stylefusion-int8-") as tmp:
-            model_file = Path(tmp) / "model.pt"
-            torch.save(self.model, model_file)
+            # the weights go over as a style folder (safetensors, fp32: the exact weights the
+            # package is named by); "lite" only names the slot, meta.json records the network
+            folder = Path(tmp) / "model"
+            save_transformer(folder, CHILD_SLOT, self.model, name="int8", dtype=torch.float32)
             size = "x".join(map(str, shape))
             threads = str(torch.get_num_threads())  # the caller's: it is written into kernels
-            command = [sys.executable, "-m", __name__, str(model_file), size, str(path), threads]
+            command = [sys.executable, "-m", __name__, str(folder), size, str(path), threads]
             # a plain interpreter (not multiprocessing's spawn, which imports the server's
             # __main__ again); started from this thread, it inherits its background niceness
             child = subprocess.Popen(
@@ -223,12 +232,12 @@ def _import_path() -> str:
 
 
 def _build_main(argv: list[str]) -> int:
-    """A build child's whole life: MODEL_FILE HxW-SHAPE PACKAGE THREADS; errors on stderr."""
-    model_file, size, package, threads = argv
+    """A build child's whole life: STYLE_FOLDER HxW-SHAPE PACKAGE THREADS; errors on stderr."""
+    folder, size, package, threads = argv
     logging.getLogger("torch").setLevel(logging.ERROR)  # export's chatter is not ours
     warnings.filterwarnings("ignore")
     torch.set_num_threads(int(threads))
-    model = torch.load(model_file, weights_only=False)  # written by our own parent just now
+    model = load_transformer(Path(folder), CHILD_SLOT)
     shape = tuple(int(v) for v in size.split("x"))
     build_package(model, calibration_frames(shape), Path(package))
     return 0
@@ -261,8 +270,7 @@ def package_path(model: nn.Module, shape: Shape) -> Path:
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    count = max(CALIBRATION_PHOTOS, shape[0])
-    photos = [p.name for p in find_images(default_photos_dir())[:count]]
+    photos = [p.name for p in calibration_photos(max(CALIBRATION_PHOTOS, shape[0]))]
     # the thread count: inductor writes it into the package's elementwise kernels
     key = (PACKAGE_VERSION, shape, photos, torch.__version__, torch.get_num_threads())
     digest.update(repr(key).encode())

@@ -37,6 +37,7 @@ from server.app import create_app
 from server.config import ServerConfig
 from server.keys import BATCHER, METRICS, REGISTRY
 from stylefusion.bench import describe_machine
+from stylefusion.devices import CPU_PRECISIONS
 from stylefusion.style_folder import save_transformer
 from stylefusion.transformer_net import build_transformer
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "fp32", "bf16", "int8"),
+        choices=CPU_PRECISIONS,
         help="CPU inference precision (the server's --precision)",
     )
     parser.add_argument(

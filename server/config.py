@@ -43,7 +43,7 @@ class ServerConfig:
     stats_interval_s: float = 1.0  # how often each peer gets an {"event": "stats"} message
     budget_interval_s: float = 2.0  # how often the send budget is re-planned from measured costs
     threads: int | None = None  # CPU threads for inference (default: all cores but one)
-    precision: str = "auto"  # fp32 | bf16 | int8 | auto (bf16 where native)
+    precision: str = "auto"  # fp32 | bf16 | int8 | auto (int8 where VNNI, see cpu_precision)
     compile: bool = True  # torch.compile each new frame shape in the background (eager meanwhile)
     cert_file: Path | None = None  # PEM certificate chain: serve HTTPS (phones need it)
     key_file: Path | None = None  # PEM private key of cert_file

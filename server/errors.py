@@ -9,6 +9,7 @@ class ServerError(StyleFusionError):
     """Base class of the errors the server raises on purpose; `status` is the HTTP answer."""
 
     status = 500
+    quiet = False  # a refusal the client is told to retry soon: logged at DEBUG, not WARNING
 
     def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -55,8 +56,10 @@ class AtCapacity(ServerError):
 
 
 class WarmingUp(AtCapacity):
-    """Start-up is still compiling the model: come back after Retry-After (logged quietly:
-    the page asks every few seconds, and start-up already said it is compiling)."""
+    """Start-up is still compiling the model: come back after Retry-After (quiet: the page
+    asks every few seconds, and start-up already said it is compiling)."""
+
+    quiet = True
 
     def __init__(self, retry_after_s: int = 5) -> None:
         super().__init__(

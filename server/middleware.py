@@ -10,7 +10,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from stylefusion.errors import InvalidInput, StyleFusionError
 
-from .errors import MisdirectedRequest, ServerError, WarmingUp
+from .errors import MisdirectedRequest, ServerError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def log_error(request: web.Request, status: int, exc: StyleFusionError) -> None:
     """A traceback for real server faults only; one line for refusals (503) and 4xx."""
     if status == 500:
         log.exception("%s %s failed", request.method, request.path)
-    elif status >= 500 and not isinstance(exc, WarmingUp):
+    elif status >= 500 and not (isinstance(exc, ServerError) and exc.quiet):
         log.warning("%s %s refused (%d): %s", request.method, request.path, status, exc)
     else:
         log.debug("%s %s -> %d: %s", request.method, request.path, status, exc)

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import StreamReader, web
 
-from .config import ServerConfig
-from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMedia
+from ..config import ServerConfig
+from ..errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMedia
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -23,9 +23,9 @@ from av import VideoFrame
 
 from stylefusion.stylizer import Stylizer
 
+from ..errors import FrameDropped
+from ..metrics import Metrics
 from .budget import CostModel
-from .errors import FrameDropped
-from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiortc import RTCDataChannel
 
-from .errors import BadRequest
+from ..errors import BadRequest
+from ..services import StyleCatalog
 from .peers import Message, Peer
-from .registry import StyleRegistry
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ LABEL = "control"
 
 
 def attach_control(
-    peer: Peer, channel: RTCDataChannel, registry: StyleRegistry, stats_interval_s: float
+    peer: Peer, channel: RTCDataChannel, registry: StyleCatalog, stats_interval_s: float
 ) -> None:
     """Wire a peer's control channel: handle its messages, send stats about once a second."""
 
@@ -35,7 +35,7 @@ def attach_control(
     peer.spawn(send_stats(peer, stats_interval_s), "stats")
 
 
-def handle_message(peer: Peer, registry: StyleRegistry, raw: Any) -> None:
+def handle_message(peer: Peer, registry: StyleCatalog, raw: Any) -> None:
     """Apply `{"style": name}` and/or `{"strength": 0..1}`; reply with an error event if bad."""
     try:
         style, strength = parse_request(raw, registry)
@@ -49,7 +49,7 @@ def handle_message(peer: Peer, registry: StyleRegistry, raw: Any) -> None:
         peer.request_style(style)
 
 
-def parse_request(raw: Any, registry: StyleRegistry) -> tuple[str | None, float | None]:
+def parse_request(raw: Any, registry: StyleCatalog) -> tuple[str | None, float | None]:
     """Validate a control message; returns (style or None, strength or None)."""
     try:
         message = json.loads(raw)

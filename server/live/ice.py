@@ -15,7 +15,7 @@ import time
 
 from aiortc import RTCConfiguration, RTCIceServer
 
-from .config import ServerConfig
+from ..config import ServerConfig
 
 TURN_USER = "stylefusion"
 

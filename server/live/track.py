@@ -13,8 +13,8 @@ from av import VideoFrame
 
 from stylefusion.errors import StyleNotFound
 
+from ..metrics import Metrics
 from .batcher import Batcher, FrameResult
-from .metrics import Metrics
 from .peers import Peer
 
 log = logging.getLogger(__name__)

@@ -17,13 +17,14 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from ..clients import client_address
+from ..config import ServerConfig
+from ..errors import AtCapacity, BadRequest, TooManyRequests, WarmingUp
+from ..keys import CONFIG, METRICS, READY, STYLES
 from .budget import Budget
-from .clients import client_address
-from .config import ServerConfig
 from .control import LABEL, attach_control
-from .errors import AtCapacity, BadRequest, TooManyRequests, WarmingUp
 from .ice import page_ice_servers, rtc_configuration
-from .keys import BATCHER, BUDGET, CONFIG, METRICS, PEERS, READY, REGISTRY
+from .keys import BATCHER, BUDGET, PEERS
 from .message_cap import cap_messages
 from .offers import read_offer
 from .peers import Peer, PeerSet
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 async def offer(request: web.Request) -> web.Response:
     """Answer a WebRTC offer with a stylized video track; 4xx on bad input, 503 at capacity."""
     app = request.app
-    registry, peers, config = app[REGISTRY], app[PEERS], app[CONFIG]
+    registry, peers, config = app[STYLES], app[PEERS], app[CONFIG]
     sdp, style = await read_offer(request, config)
     if not app[READY].is_set():
         raise WarmingUp()
@@ -45,7 +46,7 @@ async def offer(request: web.Request) -> web.Response:
         raise AtCapacity("no style is loaded yet")
     if style not in registry:
         raise BadRequest(f"unknown style {style!r}")
-    remote = client_address(request)
+    remote = client_address(request, app[CONFIG].trusted_proxies)
     check_pending(peers, remote, config)
     peers.check_room()  # before building a connection that would only be thrown away
     peer = Peer(RTCPeerConnection(rtc_configuration(config)), style, registry)
@@ -119,7 +120,7 @@ def wire_events(app: web.Application, peer: Peer) -> None:
     @pc.on("datachannel")
     def on_datachannel(channel: RTCDataChannel) -> None:
         if channel.label == LABEL:
-            attach_control(peer, channel, app[REGISTRY], app[CONFIG].stats_interval_s)
+            attach_control(peer, channel, app[STYLES], app[CONFIG].stats_interval_s)
             peer.send(app[BUDGET].current.message())  # what to send, before the first frame
 
     @pc.on("connectionstatechange")

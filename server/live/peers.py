@@ -12,11 +12,11 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
+from ..errors import AtCapacity
+from ..metrics import Metrics
+from ..services import StyleCatalog
 from .batcher import Batcher, FrameResult
 from .budget import BudgetPlanner
-from .errors import AtCapacity
-from .metrics import Metrics
-from .registry import StyleRegistry
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Peer:
 
     _ids = itertools.count(1)
 
-    def __init__(self, pc: RTCPeerConnection, style: str, registry: StyleRegistry) -> None:
+    def __init__(self, pc: RTCPeerConnection, style: str, registry: StyleCatalog) -> None:
         self.id = f"peer-{next(self._ids)}"
         self.pc = pc
         self.remote: str | None = None  # client address (pending offers are capped per address)

@@ -29,7 +29,7 @@ from stylefusion.style_folder import (
 )
 from stylefusion.transformer_net import VARIANTS
 
-from .errors import NotFound
+from ..errors import NotFound
 
 log = logging.getLogger(__name__)
 

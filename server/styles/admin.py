@@ -11,12 +11,11 @@ from aiohttp import web
 from stylefusion.errors import StyleFormatError
 from stylefusion.style_folder import read_meta
 
-from .errors import BadRequest, Conflict
-from .jobs.auth import AdminGuard
-from .jobs.store import JobStore
-from .keys import ADMIN_GUARD, JOB_STORE
-from .registry import StyleRegistry
-from .style_files import (
+from ..auth import AdminGuard
+from ..errors import BadRequest, Conflict
+from ..services import JobLedger
+from .api import style_entry
+from .files import (
     delete_folder,
     is_shipped,
     set_display_name,
@@ -24,7 +23,7 @@ from .style_files import (
     style_folder,
     zip_folder,
 )
-from .styles_api import style_entry
+from .registry import StyleRegistry
 
 MAX_PATCH_BYTES = 4096
 
@@ -32,7 +31,7 @@ MAX_PATCH_BYTES = 4096
 class StyleAdmin:
     """Handlers of DELETE/PATCH /api/styles/{name} and GET /api/styles/{name}/download."""
 
-    def __init__(self, registry: StyleRegistry, store: JobStore | None = None) -> None:
+    def __init__(self, registry: StyleRegistry, store: JobLedger | None = None) -> None:
         self.registry = registry
         self.store = store  # to refuse deleting a style that a training job is writing
         self.models_dir = Path(registry.models_dir)
@@ -131,8 +130,3 @@ def _meta_or_empty(folder: Path) -> dict[str, Any]:
         return read_meta(folder)
     except StyleFormatError:
         return {}
-
-
-def setup_style_admin(app: web.Application, registry: StyleRegistry) -> None:
-    """Add the style management routes to the app (after setup_jobs: they share its guard)."""
-    StyleAdmin(registry, app.get(JOB_STORE)).add_routes(app, app[ADMIN_GUARD])

@@ -12,9 +12,9 @@ from aiohttp import web
 from stylefusion.images import center_square, encode_jpeg, read_rgb
 from stylefusion.style_folder import STYLE_IMAGE
 
+from .files import is_shipped
 from .keys import REGISTRY
 from .registry import LoadedStyle, StyleRegistry
-from .style_files import is_shipped
 
 THUMB_SIZES = (64, 128, 256, 512)  # ?size= snaps up to one of these, so the cache stays small
 THUMB_DEFAULT = 256

@@ -30,7 +30,7 @@ from stylefusion.stylizer import Stylizer
 from stylefusion.transformer_net import VARIANTS
 from stylefusion.tuning import Tuning
 
-from .style_files import hidden_names
+from .files import hidden_names
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,16 @@ class StyleRegistry:
         self.precision = cpu_precision(precision, compile) if device.type == "cpu" else "fp32"
         # one compile thread for all styles: a shape compiled for one is reused by the others
         self.compiler = CompileWorker("style-compile") if compile else None
+
+    @property
+    def compiling(self) -> bool:
+        """Whether styles compile in the background (a cold start-up then takes minutes)."""
+        return self.compiler is not None
+
+    def lower_priority(self) -> None:
+        """From now on builds run as background work: the viewers' frames come first."""
+        if self.compiler is not None:
+            self.compiler.lower_priority()
 
     def close(self) -> None:
         """Stop the styles' builds under way and the background compile thread."""

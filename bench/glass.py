@@ -29,9 +29,10 @@ from aiortc.codecs import vpx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from server import rtp, track
 from server.config import ServerConfig
-from server.keys import BATCHER, METRICS
+from server.keys import METRICS
+from server.live import rtp, track
+from server.live.keys import BATCHER
 
 PLAIN_BUFFER = rtp.MarkerJitterBuffer  # the viewers' own (untimed) marker-bit buffer
 STAGES: dict[str, list[float]] = {"jitter_buffer": [], "decode": [], "encode": []}

@@ -32,10 +32,12 @@ from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from av import VideoFrame
 from results import merge_results
 
-from server import track as track_module
 from server.app import create_app
 from server.config import ServerConfig
-from server.keys import BATCHER, METRICS, REGISTRY
+from server.keys import METRICS
+from server.live import track as track_module
+from server.live.keys import BATCHER
+from server.styles.keys import REGISTRY
 from stylefusion.bench import describe_machine
 from stylefusion.devices import CPU_PRECISIONS
 from stylefusion.style_folder import save_transformer

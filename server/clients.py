@@ -7,13 +7,11 @@ import ipaddress
 
 from aiohttp import hdrs, web
 
-from .keys import CONFIG
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # a proxy on this machine is always trusted
 
 
-def client_address(request: web.Request) -> str:
+def client_address(request: web.Request, trusted_proxies: tuple[str, ...] = ()) -> str:
     """The client's address (an IPv6 client's /64); behind a trusted proxy, its client's.
 
     Only a peer in loopback or --trusted-proxy networks may say who its client is, and only
@@ -22,7 +20,7 @@ def client_address(request: web.Request) -> str:
     """
     remote = request.remote or "?"
     forwarded = request.headers.get(hdrs.X_FORWARDED_FOR)
-    if forwarded and in_networks(remote, trusted(request.app[CONFIG].trusted_proxies)):
+    if forwarded and in_networks(remote, trusted(trusted_proxies)):
         remote = forwarded.rsplit(",", 1)[-1].strip() or remote
     return client_key(remote)
 

@@ -1,32 +1,25 @@
-"""Every typed AppKey of the application, declared in one place."""
+"""The AppKeys every room may read: the frame's own objects and the rooms' shared views.
+
+A room's private objects hang on keys of its own (server/live/keys.py, server/styles/keys.py,
+server/jobs/keys.py); what another room needs is here, typed with a Protocol of services.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from .auth import AdminGuard
 from .config import ServerConfig
-
-if TYPE_CHECKING:
-    from .batcher import Batcher
-    from .budget import BudgetPlanner
-    from .jobs.auth import AdminGuard
-    from .jobs.runner import JobRunner
-    from .jobs.store import JobStore
-    from .metrics import Metrics
-    from .peers import PeerSet
-    from .registry import StyleRegistry
+from .metrics import Metrics
+from .services import Audience, JobLedger, StyleCatalog
 
 CONFIG = web.AppKey("config", ServerConfig)
-REGISTRY: web.AppKey[StyleRegistry] = web.AppKey("registry")
-BATCHER: web.AppKey[Batcher] = web.AppKey("batcher")
-PEERS: web.AppKey[PeerSet] = web.AppKey("peers")
-BUDGET: web.AppKey[BudgetPlanner] = web.AppKey("budget")
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+METRICS = web.AppKey("metrics", Metrics)
 READY = web.AppKey("ready", asyncio.Event)  # set once start-up's compiling is done
-JOB_STORE: web.AppKey[JobStore] = web.AppKey("job_store")
-JOB_RUNNER: web.AppKey[JobRunner] = web.AppKey("job_runner")
 ADMIN_TOKEN = web.AppKey("admin_token", str)
-ADMIN_GUARD: web.AppKey[AdminGuard] = web.AppKey("admin_guard")  # token check + throttle
+ADMIN_GUARD = web.AppKey("admin_guard", AdminGuard)  # token check + throttle, shared by rooms
+STYLES: web.AppKey[StyleCatalog] = web.AppKey("styles")  # the styles room's registry
+AUDIENCE: web.AppKey[Audience] = web.AppKey("audience")  # the live room's viewers
+JOBS: web.AppKey[JobLedger] = web.AppKey("jobs")  # the jobs room's store (not on live nodes)

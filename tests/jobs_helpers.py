@@ -12,9 +12,11 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from server.app import setup_admin_guard
 from server.config import ServerConfig
 from server.jobs import setup_jobs
-from server.keys import CONFIG, JOB_RUNNER
+from server.jobs.keys import JOB_RUNNER
+from server.keys import CONFIG
 from server.middleware import error_middleware
 
 TOKEN = "test-admin-token"
@@ -45,6 +47,7 @@ def jobs_app(config: ServerConfig, checkpoint_every_s: float | None = None) -> w
     """An app with only the job routes (the live parts are tested elsewhere)."""
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG] = config
+    setup_admin_guard(app)
     setup_jobs(app)
     if checkpoint_every_s is not None:
         tune_worker(app, checkpoint_every_s=checkpoint_every_s)

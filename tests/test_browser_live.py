@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from webrtc_helpers import CHROMIUM, ServerThread, chromium, free_port, test_config, write_y4m
 
-from server import warmup
+from server.live import warmup
 
 pytestmark = [
     pytest.mark.timeout(180),

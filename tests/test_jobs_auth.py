@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from server.auth import ENV_VAR, TOKEN_FILE, load_token, token_matches
 from server.errors import ConfigError
-from server.jobs.auth import ENV_VAR, TOKEN_FILE, load_token, token_matches
 
 
 def test_configured_token_wins_over_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

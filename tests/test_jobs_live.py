@@ -12,7 +12,7 @@ from jobs_helpers import TINY_TRAIN, TOKEN, form, submit, wait_job
 from webrtc_helpers import Viewer, difference, test_config
 
 from server.app import create_app
-from server.keys import JOB_STORE
+from server.jobs.keys import JOB_STORE
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -17,8 +17,8 @@ from conftest import make_style_image
 from jobs_helpers import AUTH, TINY_TRAIN, TOKEN, form, jobs_app, jobs_config, submit, wait_job
 from media_helpers import make_clip, read_clip
 
+from server.jobs.keys import JOB_STORE
 from server.jobs.store import JobStore
-from server.keys import JOB_STORE
 
 ray = pytest.importorskip("ray")
 

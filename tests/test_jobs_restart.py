@@ -19,8 +19,8 @@ from conftest import make_style_image
 from jobs_helpers import AUTH, TINY_TRAIN, form, jobs_app, jobs_config, submit, wait_job
 from safetensors.torch import load_file
 
+from server.jobs.keys import JOB_STORE
 from server.jobs.store import JobStore
-from server.keys import JOB_STORE
 
 RESUMABLE = TINY_TRAIN | {"steps": "40"}
 

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from webrtc_helpers import Viewer, test_config
 
-from server import warmup
 from server.__main__ import build_parser, config_from_args
 from server.app import create_app
+from server.live import warmup
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from webrtc_helpers import FakeStylizer, frame, values
 
-from server.batcher import Batcher, run_model
 from server.errors import FrameDropped
+from server.live.batcher import Batcher, run_model
 from server.metrics import Metrics
 from stylefusion.errors import StyleNotFound
 

@@ -6,7 +6,7 @@ import pytest
 from webrtc_helpers import Viewer, pin_cost, test_config
 
 from server.app import create_app
-from server.budget import MIN_FPS, Budget, BudgetPlanner, CostModel, box_shapes, plan
+from server.live.budget import MIN_FPS, Budget, BudgetPlanner, CostModel, box_shapes, plan
 
 
 def cost(seconds_per_frame_at_vga: float) -> CostModel:

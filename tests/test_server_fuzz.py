@@ -11,7 +11,7 @@ import pytest
 from webrtc_helpers import Viewer, test_config
 
 from server.app import create_app
-from server.keys import PEERS
+from server.live.keys import PEERS
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -22,7 +22,7 @@ from aiortc import RTCSessionDescription
 from webrtc_helpers import ServerThread, Viewer, difference, free_port, test_config
 
 from server.app import create_app
-from server.keys import PEERS
+from server.live.keys import PEERS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -302,7 +302,7 @@ async def test_turn_secret_gives_short_lived_credentials(aiohttp_client, models_
 async def test_thumbnail_sizes_snap_to_a_few(client):
     from PIL import Image
 
-    from server.styles_api import thumbnail_bytes
+    from server.styles.api import thumbnail_bytes
 
     thumbnail_bytes.cache_clear()
     sizes = set()
@@ -443,13 +443,9 @@ def test_client_address_believes_only_trusted_proxies(peer, forwarded, proxies, 
     from aiohttp.test_utils import make_mocked_request
 
     from server.clients import client_address
-    from server.config import ServerConfig
-    from server.keys import CONFIG
 
-    app = web.Application()
-    app[CONFIG] = ServerConfig(trusted_proxies=proxies)
     transport = mock.Mock()
     transport.get_extra_info.return_value = (peer, 40000)
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
-    request = make_mocked_request("GET", "/", headers=headers, app=app, transport=transport)
-    assert client_address(request) == client
+    request = make_mocked_request("GET", "/", headers=headers, transport=transport)
+    assert client_address(request, proxies) == client

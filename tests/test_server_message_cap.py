@@ -12,7 +12,7 @@ from aiortc.rtcsctptransport import (
     DataChunk,
 )
 
-from server.message_cap import CappedInboundStream, MessageCap
+from server.live.message_cap import CappedInboundStream, MessageCap
 
 CAP = 1000
 FRAGMENT = 300

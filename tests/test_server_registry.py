@@ -11,8 +11,8 @@ from conftest import make_tiny_style
 from webrtc_helpers import Viewer, test_config
 
 from server.app import create_app
-from server.keys import REGISTRY
-from server.registry import StyleRegistry
+from server.styles.keys import REGISTRY
+from server.styles.registry import StyleRegistry
 from stylefusion.compiled import BackgroundCompiled
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,7 +7,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 from webrtc_helpers import PatternTrack
 
-from server.rtp import (
+from server.live.rtp import (
     LatestFrameQueue,
     MarkerJitterBuffer,
     install_latest_frame_queues,

@@ -10,7 +10,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from webrtc_helpers import Viewer, difference, test_config
 
 from server.app import create_app
-from server.keys import BATCHER, PEERS
+from server.live.keys import BATCHER, PEERS
 
 pytestmark = pytest.mark.timeout(120)
 

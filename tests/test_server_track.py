@@ -11,10 +11,10 @@ from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 from webrtc_helpers import FakeStylizer, frame
 
-from server.batcher import Batcher
+from server.live.batcher import Batcher
+from server.live.peers import Peer
+from server.live.track import StylizedTrack
 from server.metrics import Metrics
-from server.peers import Peer
-from server.track import StylizedTrack
 
 pytestmark = pytest.mark.timeout(30)
 

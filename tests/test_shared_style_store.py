@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import make_tiny_style
 
-from server.registry import scan_folders
+from server.styles.registry import scan_folders
 from stylefusion import fsutil
 from stylefusion.style_folder import load_transformer, read_style
 

@@ -13,9 +13,9 @@ from jobs_helpers import form
 from webrtc_helpers import ADMIN_TOKEN, Viewer, test_config
 
 from server.app import create_app
-from server.keys import REGISTRY
-from server.registry import StyleRegistry
-from server.style_files import delete_folder
+from server.styles.files import delete_folder
+from server.styles.keys import REGISTRY
+from server.styles.registry import StyleRegistry
 from stylefusion.style_folder import load_transformer, read_style
 
 pytestmark = pytest.mark.timeout(90)

@@ -18,9 +18,9 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from av import VideoFrame
 
-from server.budget import CostModel
 from server.config import ServerConfig
-from server.keys import BATCHER, BUDGET
+from server.live.budget import CostModel
+from server.live.keys import BATCHER, BUDGET
 
 ADMIN_TOKEN = "test-token-0123456789"  # the admin token of test_config (16+ characters)
 

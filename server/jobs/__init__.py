@@ -14,11 +14,12 @@ from aiohttp import web
 from stylefusion.content import default_photos_dir
 from stylefusion.devices import cpu_count, default_variant, resolve_device
 
+from ..auth import AdminGuard
 from ..config import ServerConfig
 from ..errors import ConfigError, NotFound
-from ..keys import ADMIN_GUARD, ADMIN_TOKEN, CONFIG, JOB_RUNNER, JOB_STORE, PEERS
+from ..keys import ADMIN_GUARD, AUDIENCE, CONFIG, JOBS
 from .api import JobsApi
-from .auth import AdminGuard, FailureThrottle, load_token
+from .keys import JOB_RUNNER, JOB_STORE
 from .runner import JobRunner
 from .store import JobStore
 from .worker import WorkerSettings
@@ -29,25 +30,22 @@ ADMIN_ASSETS = {"admin.js": "application/javascript", "admin.css": "text/css"}
 
 
 def setup_jobs(app: web.Application) -> None:
-    """Add /admin and /api/jobs* to the app, and cleanup contexts for the runner and retention.
+    """Add /admin and /api/jobs* (behind ADMIN_GUARD), cleanup contexts for runner and retention.
 
     New styles go live through the registry's poll of the models dir (works across processes
     and machines sharing that dir), so the runners do not announce them.
     """
     config = app[CONFIG]
     store = JobStore(config.data_dir)
-    token = load_token(config.admin_token, config.data_dir)
     variant = default_variant(resolve_device(config.device))
     settings = worker_settings(config)
     api = JobsApi(store, config, variant, settings.content_dir)
     runner = make_runner(config, store, settings, app)
     api.on_submit = runner.wake
     app[JOB_STORE] = store
-    app[ADMIN_TOKEN] = token
+    app[JOBS] = store
     app[JOB_RUNNER] = runner
-    throttle = FailureThrottle(config.admin_failures, config.admin_failure_window_s)
-    app[ADMIN_GUARD] = guard = AdminGuard(token, throttle)  # shared: failures count together
-    _add_routes(app, api, guard, Path(config.web_dir))
+    _add_routes(app, api, app[ADMIN_GUARD], Path(config.web_dir))
     app.cleanup_ctx.append(_runner_ctx)
     app.cleanup_ctx.append(_retention_ctx)
 
@@ -145,8 +143,5 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _live_peers(app: web.Application) -> int:
-    peers = app.get(PEERS)
-    try:
-        return len(peers) if peers is not None else 0  # type: ignore[arg-type]
-    except TypeError:
-        return 0
+    audience = app.get(AUDIENCE)
+    return len(audience) if audience is not None else 0

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..clients import client_address
-from ..errors import ConfigError, TooManyRequests, Unauthorized
+from .clients import client_address
+from .errors import ConfigError, TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,12 @@ class FailureThrottle:
 class AdminGuard:
     """Wraps handlers so they answer 401 without the admin token, 429 after repeated misses."""
 
-    def __init__(self, token: str, throttle: FailureThrottle) -> None:
+    def __init__(
+        self, token: str, throttle: FailureThrottle, trusted_proxies: tuple[str, ...] = ()
+    ) -> None:
         self.token = token
         self.throttle = throttle
+        self.trusted_proxies = trusted_proxies  # who may name its client (X-Forwarded-For)
 
     def __call__(self, handler: Handler) -> Handler:
         """The guarded handler."""
@@ -111,7 +114,7 @@ class AdminGuard:
 
     def authorize(self, request: web.Request) -> None:
         """Raise Unauthorized / TooManyRequests unless the request carries the token."""
-        client = client_address(request)
+        client = client_address(request, self.trusted_proxies)
         self.throttle.check(client)
         if not token_matches(request.headers.get("Authorization"), self.token):
             self.throttle.failed(client)

@@ -26,8 +26,8 @@ from results import merge_results
 
 from stylefusion.bench import describe_machine
 from stylefusion.compiled import compile_model
-from stylefusion.devices import configure_torch, cpu_precision
-from stylefusion.quantized import Int8Compiled, int8_supported
+from stylefusion.devices import configure_torch, cpu_precision, int8_supported
+from stylefusion.quantized import Int8Compiled
 from stylefusion.style_folder import load_transformer
 from stylefusion.transformer_net import build_transformer
 

@@ -18,13 +18,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .errors import CompileStopped
+
 log = logging.getLogger(__name__)
 
 COMPILE_NICE = 19  # the compile thread's niceness (and that of the compilers it starts)
-
-
-class CompileStopped(RuntimeError):
-    """A compile cut short on purpose (the model was closed): not a failure to report."""
 
 
 ShapeKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
@@ -14,6 +15,7 @@ from .errors import InvalidInput
 log = logging.getLogger(__name__)
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -58,6 +60,26 @@ def cpu_has_bf16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+def int8_supported() -> bool:
+    """Whether int8 pays here: a CPU with int8 dot products (VNNI/AMX) and torchao installed
+    (stylefusion.quantized builds the int8 packages)."""
+    return bool(cpu_flags() & VNNI_FLAGS) and _torchao_installed()
+
+
+@functools.cache
+def _torchao_installed() -> bool:
+    pytree_log = logging.getLogger("torch.utils._pytree")  # torchao's import warns there
+    level = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)
+    try:
+        import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
+    except ImportError:
+        return False
+    finally:
+        pytree_log.setLevel(level)
+    return True
+
+
 CPU_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
@@ -68,8 +90,6 @@ def cpu_precision(requested: str = "auto", compiled: bool = True) -> str:
     natively, else fp32."""
     if requested not in CPU_PRECISIONS:
         raise InvalidInput(f"precision must be one of {CPU_PRECISIONS}, got {requested!r}")
-    from .quantized import int8_supported
-
     if requested == "int8" and not int8_supported():
         raise InvalidInput("int8 needs a CPU with VNNI or AMX and torchao installed")
     if requested != "auto":

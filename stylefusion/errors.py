@@ -23,3 +23,7 @@ class StyleFormatError(StyleFusionError):
 
 class Cancelled(StyleFusionError):
     """A long-running operation was cancelled through its cancel flag."""
+
+
+class CompileStopped(RuntimeError):
+    """A compile cut short on purpose (the model was closed): not a failure to report."""

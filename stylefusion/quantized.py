@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import copy
-import functools
 import hashlib
 import logging
 import os
@@ -29,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .compiled import CompileStopped
 from .content import default_photos_dir
 from .devices import cpu_flags, cpu_has_bf16
+from .errors import CompileStopped
 from .images import find_images, read_rgb
 from .style_folder import load_transformer, save_transformer
 
@@ -40,28 +39,8 @@ log = logging.getLogger(__name__)
 PACKAGE_VERSION = 1  # bump when quantize() or build_package() change what they make
 CALIBRATION_PHOTOS = 8  # photos per calibration; more moved the yardstick by < 0.1%
 CHILD_SLOT = "lite"  # the variant slot the weights travel in to a build child
-VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 Shape = tuple[int, ...]
-
-
-def int8_supported() -> bool:
-    """Whether int8 pays here: a CPU with int8 dot products (VNNI/AMX) and torchao installed."""
-    return bool(cpu_flags() & VNNI_FLAGS) and _torchao_installed()
-
-
-@functools.cache
-def _torchao_installed() -> bool:
-    pytree_log = logging.getLogger("torch.utils._pytree")  # torchao's import warns there
-    level = pytree_log.level
-    pytree_log.setLevel(logging.ERROR)
-    try:
-        import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
-    except ImportError:
-        return False
-    finally:
-        pytree_log.setLevel(level)
-    return True
 
 
 def calibration_photos(count: int) -> list[Path]:

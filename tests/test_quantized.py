@@ -9,10 +9,10 @@ import torch
 from conftest import TINY
 
 from stylefusion import devices, quantized
-from stylefusion.compiled import BackgroundCompiled, CompileStopped, CompileWorker
-from stylefusion.devices import cpu_precision
-from stylefusion.errors import InvalidInput
-from stylefusion.quantized import Int8Compiled, calibration_frames, int8_supported
+from stylefusion.compiled import BackgroundCompiled, CompileWorker
+from stylefusion.devices import cpu_precision, int8_supported
+from stylefusion.errors import CompileStopped, InvalidInput
+from stylefusion.quantized import Int8Compiled, calibration_frames
 from stylefusion.stylizer import Stylizer
 from stylefusion.transformer_net import TransformerNet
 from stylefusion.tuning import Tuning
@@ -157,12 +157,12 @@ def test_closing_stops_a_build_under_way() -> None:
 def test_auto_precision_is_int8_where_vnni_and_compiled_else_bf16_where_native(
     monkeypatch,
 ) -> None:
-    monkeypatch.setattr(quantized, "int8_supported", lambda: True)
+    monkeypatch.setattr(devices, "int8_supported", lambda: True)
     monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
     assert cpu_precision("auto") == "int8"
     assert cpu_precision("auto", compiled=False) == "bf16"  # int8 exists only compiled
     assert cpu_precision("bf16") == "bf16"
-    monkeypatch.setattr(quantized, "int8_supported", lambda: False)
+    monkeypatch.setattr(devices, "int8_supported", lambda: False)
     assert cpu_precision("auto") == "bf16"
     monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
     assert cpu_precision("auto") == "fp32"

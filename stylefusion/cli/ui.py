@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .progress import Progress, ProgressCallback
+from ..progress import Progress, ProgressCallback
 
 log = logging.getLogger("stylefusion")
 

@@ -1,0 +1,43 @@
+"""`stylefusion video`: a clip into an H.264 MP4, sound kept."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .common import STYLE_HELP, inference_options, positive_int, say
+from .ui import interruptible, progress_bar
+
+
+def add(sub: Any) -> None:
+    p = sub.add_parser("video", help="stylize a clip into an H.264 MP4, sound kept")
+    p.add_argument("input", type=Path, metavar="INPUT", help="a clip PyAV/FFmpeg can decode")
+    p.add_argument("output", type=Path, metavar="OUTPUT", help="the MP4 to write")
+    p.add_argument("--style", required=True, metavar="NAME_OR_DIR", help=STYLE_HELP)
+    p.add_argument("--max-side", type=positive_int, metavar="N", help="scale down to this")
+    p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="default 4")
+    p.add_argument("--crf", type=int, default=20, metavar="Q", help="x264 quality 0..51 (20)")
+    inference_options(p, style=True)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ..style_folder import resolve_style
+    from ..video import VideoConfig, stylize_video
+
+    config = VideoConfig(
+        style=resolve_style(args.style, args.models_dir),
+        variant=args.variant,
+        device=args.device,
+        max_side=args.max_side,
+        batch_size=args.batch_size,
+        strength=args.strength,
+        crf=args.crf,
+    )
+    with progress_bar(args.quiet, "video", "frame") as bar, interruptible() as cancel:
+        result = stylize_video(args.input, args.output, config, progress=bar, cancel=cancel)
+    sound = "with sound" if result.has_audio else "no sound"
+    say(args, f"wrote {result.output} ({result.frames} frames, {sound}, {result.seconds:.1f} s)")
+    return 0

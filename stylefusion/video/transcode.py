@@ -1,4 +1,4 @@
-"""Clip stylization: PyAV decode, batches through a Stylizer, H.264 MP4 out with the sound kept."""
+"""The transcode loop: PyAV decode, batches through a Stylizer, H.264 MP4 out, sound alongside."""
 
 from __future__ import annotations
 
@@ -11,16 +11,13 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 
-from .errors import InvalidInput, MediaError
-from .fsutil import atomic_write
-from .media_probe import (
-    MediaTooLarge,
+from ..errors import InvalidInput, MediaError
+from ..fsutil import atomic_write
+from ..media_probe import (
     VideoInfo,
-    check_limits,
     ffmpeg_reason,
     frame_rate,
     open_input,
@@ -28,25 +25,13 @@ from .media_probe import (
     quarter_turns,
     video_stream,
 )
-from .progress import CancelFlag, Progress, ProgressCallback, RateMeter, check_cancel
-from .stylizer import Stylizer
-
-__all__ = [
-    "MediaTooLarge",
-    "VideoConfig",
-    "VideoInfo",
-    "VideoResult",
-    "check_limits",
-    "even_size",
-    "probe_video",
-    "stylize_video",
-]
+from ..progress import CancelFlag, Progress, ProgressCallback, check_cancel
+from ..stylizer import Stylizer
+from .audio import AudioPath
+from .limits import ClipLimits, ClipProgress
+from .timestamps import Timestamps, ticks, when
 
 log = logging.getLogger(__name__)
-
-# audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC
-COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
-AAC_BIT_RATE = 160_000
 
 
 @dataclass(frozen=True)
@@ -127,93 +112,6 @@ def _open_output(path: Path) -> OutputContainer:
     return av.open(str(Path(path).resolve()), "w", format="mp4", options={"movflags": "+faststart"})
 
 
-class _Timestamps:
-    """Per-frame timestamps like FFmpeg's best_effort_timestamp, forced strictly increasing."""
-
-    def __init__(
-        self, offset: int, source_tb: Fraction | None, output_tb: Fraction, rate: Fraction
-    ) -> None:
-        self.offset = offset  # the container's start time, in source ticks
-        self.scale = Fraction(source_tb or output_tb) / output_tb  # source ticks -> output ticks
-        self.step = max(1, round(1 / (rate * output_tb)))  # one frame, for frames without times
-        self.faulty_pts = self.faulty_dts = 0
-        self.last_pts: int | None = None
-        self.last_dts: int | None = None
-        self.last_out: int | None = None
-
-    def __call__(self, pts: int | None, dts: int | None) -> int:
-        """Output ticks for a decoded frame with these pts/dts (source ticks)."""
-        if dts is not None:
-            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
-            self.last_dts = dts
-        if pts is not None:
-            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
-            self.last_pts = pts
-        use_pts = pts is not None and (dts is None or self.faulty_pts <= self.faulty_dts)
-        chosen = pts if use_pts else dts
-        if chosen is None:  # raw streams (.h264) carry no times: one frame after the last
-            ts = 0 if self.last_out is None else self.last_out + self.step
-        else:
-            ts = round((chosen - self.offset) * self.scale)
-        if self.last_out is not None and ts <= self.last_out:
-            ts = self.last_out + 1  # the muxer needs strictly increasing times
-        self.last_out = ts
-        return ts
-
-
-class _AudioPath:
-    """Sound to the output: packets copied when MP4 takes the codec, else re-encoded to AAC."""
-
-    def __init__(self, source: AudioStream, sink: OutputContainer, offset_us: int) -> None:
-        self.source = source
-        self.sink = sink
-        self.copy = source.codec_context.codec.canonical_name in COPY_AUDIO_CODECS
-        self.offset = _ticks(offset_us, source.time_base)
-        self.skipped = 0
-        if self.copy:
-            self.stream = sink.add_stream_from_template(source)
-        else:
-            channels = source.codec_context.channels
-            layout = "mono" if channels == 1 else "stereo"
-            rate = source.codec_context.sample_rate or 48000
-            self.stream = sink.add_stream("aac", rate=rate, layout=layout)
-            self.stream.codec_context.bit_rate = AAC_BIT_RATE
-        log.debug("audio %s: %s", source.codec_context.name, "copied" if self.copy else "to AAC")
-
-    def push(self, packet: av.Packet) -> None:
-        """Handle one demuxed audio packet (an empty one flushes the decoder)."""
-        try:
-            frames = packet.decode()  # decoding proves the packet is sound even when copying
-        except av.FFmpegError as exc:
-            self.skipped += 1
-            log.warning(
-                "skipping a damaged audio packet at %s: %s", _when(packet), ffmpeg_reason(exc)
-            )
-            return
-        if self.copy:
-            self._copy(packet)
-            return
-        for frame in frames:
-            if frame.pts is not None:
-                frame.pts -= self.offset
-            self.sink.mux(self.stream.encode(frame))
-
-    def _copy(self, packet: av.Packet) -> None:
-        """Remux one packet with the start offset removed."""
-        if packet.size == 0 or packet.dts is None:
-            return
-        packet.dts -= self.offset
-        if packet.pts is not None:
-            packet.pts -= self.offset
-        packet.stream = self.stream
-        self.sink.mux(packet)
-
-    def finish(self) -> None:
-        """Drain the AAC encoder."""
-        if not self.copy:
-            self.sink.mux(self.stream.encode(None))
-
-
 class _Transcoder:
     """One pass over a clip: video through the stylizer in batches, sound alongside."""
 
@@ -231,17 +129,16 @@ class _Transcoder:
         self.width, self.height = even_size(info.width, info.height, config.max_side)
         self.vout = self._add_video_stream()
         offset_us = source.start_time or 0
-        self.timestamps = _Timestamps(
-            _ticks(offset_us, self.vin.time_base),
+        self.timestamps = Timestamps(
+            ticks(offset_us, self.vin.time_base),
             self.vin.time_base,
             self._time_base(),
             frame_rate(self.vin),
         )
-        self.bytes = _file_size(source)  # progress by bytes read when the frame count is unknown
-        self.pos = 0  # furthest byte position read so far
+        self.limits = ClipLimits(config.max_pixels, config.max_duration_s)
+        self.progress = ClipProgress(info.frames, source)
         audio = source.streams.audio
-        self.audio = _AudioPath(audio[0], sink, offset_us) if audio else None
-        self.total = info.frames
+        self.audio = AudioPath(audio[0], sink, offset_us) if audio else None
         self.batch: list[np.ndarray] = []  # (H, W, 3) uint8 RGB each
         self.batch_pts: list[int] = []
         self.frames = self.skipped = 0
@@ -271,7 +168,6 @@ class _Transcoder:
 
     def run(self, progress: ProgressCallback | None, cancel: CancelFlag | None) -> VideoResult:
         """Decode, stylize and encode everything; the result's output and seconds are left 0."""
-        meter = RateMeter(self.total or self.bytes)
         streams = [self.vin] + ([self.audio.source] if self.audio else [])
         try:
             for packet in self.source.demux(*streams):
@@ -279,7 +175,7 @@ class _Transcoder:
                 if len(self.batch) >= self.config.batch_size:
                     check_cancel(cancel)
                     self._flush_batch()
-                    self._report(progress, meter, packet.pos)
+                    self.progress.report(progress, self.frames, packet.pos)
         except av.FFmpegError as exc:  # a broken container: keep what was read so far
             log.warning("input ends early (%s); keeping %d frames", ffmpeg_reason(exc), self.frames)
         check_cancel(cancel)
@@ -297,62 +193,20 @@ class _Transcoder:
         try:
             frames = packet.decode()
         except av.FFmpegError as exc:
-            self._check_declared()  # a picture over max_pixels fails to decode: say why
+            codec = self.vin.codec_context  # a picture over max_pixels fails to decode: say why
+            self.limits.check_declared(codec.width, codec.height, self.frames + len(self.batch))
             self.skipped += 1
             log.warning(
-                "skipping a damaged video packet at %s: %s", _when(packet), ffmpeg_reason(exc)
+                "skipping a damaged video packet at %s: %s", when(packet), ffmpeg_reason(exc)
             )
             return
         for frame in frames:
-            self._check_frame(frame)
+            index = self.frames + len(self.batch) + 1
+            self.limits.check_frame(frame, index)
             self.batch_pts.append(self.timestamps(frame.pts, frame.dts))
-            self._check_duration()
+            seconds = (self.timestamps.last_out or 0) * self.vout.codec_context.time_base
+            self.limits.check_duration(float(seconds), index)
             self.batch.append(self._upright_rgb(frame))
-
-    def _check_frame(self, frame: av.VideoFrame) -> None:
-        """MediaTooLarge for a frame over the pixel limit (sizes may change mid-clip)."""
-        limit = self.config.max_pixels
-        if limit is not None and frame.width * frame.height > limit:
-            raise MediaTooLarge(
-                f"frame {self.frames + len(self.batch) + 1} is {frame.width}x{frame.height}; "
-                f"the limit is {limit} pixels per frame"
-            )
-
-    def _check_declared(self) -> None:
-        """MediaTooLarge if the decoder's current headers declare frames over the limit."""
-        codec, limit = self.vin.codec_context, self.config.max_pixels
-        if limit is not None and (codec.width or 0) * (codec.height or 0) > limit:
-            raise MediaTooLarge(
-                f"the clip switches to {codec.width}x{codec.height} frames after "
-                f"{self.frames + len(self.batch)} frames; the limit is {limit} pixels per frame"
-            )
-
-    def _check_duration(self) -> None:
-        """MediaTooLarge once the clip runs past max_duration_s (its length may be unknown)."""
-        limit = self.config.max_duration_s
-        last = self.timestamps.last_out or 0
-        if limit is not None and last * self.vout.codec_context.time_base > limit:
-            raise MediaTooLarge(
-                f"the clip runs longer than the limit of {limit:g} s; "
-                f"stopped after {self.frames + len(self.batch)} frames"
-            )
-
-    def _report(self, progress: ProgressCallback | None, meter: RateMeter, pos: int | None) -> None:
-        """Frames done of the known total; of an unknown one, bytes read of the file's size."""
-        if pos is not None and pos >= 0:  # the packets that flush the decoders have no position
-            self.pos = max(self.pos, pos)
-        if progress is None:
-            return
-        if self.total:
-            done, total = self.frames, max(self.total, self.frames + 1)  # done only at the end
-        elif self.bytes:
-            done, total = min(self.pos, self.bytes - 1), self.bytes
-        else:
-            done, total = 0, 0  # nothing honest to say: fraction 0, no ETA
-        meter.total = total
-        rate, eta = meter.report(done) if total else (None, None)
-        fps = rate if self.total else None  # a rate of bytes is no frame rate
-        progress(Progress(done=done, total=total, eta_s=eta, rate=fps))
 
     def _upright_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """(H, W, 3) uint8 RGB at the output size, turned as its display rotation asks."""
@@ -383,25 +237,3 @@ class _Transcoder:
         self.sink.mux(self.vout.encode(None))
         if self.audio is not None:
             self.audio.finish()
-
-
-def _when(packet: av.Packet) -> str:
-    """A packet's time for log lines, e.g. '1.23 s'."""
-    if packet.pts is None or packet.time_base is None:
-        return "an unknown time"
-    return f"{float(packet.pts * packet.time_base):.2f} s"
-
-
-def _ticks(microseconds: int, time_base: Fraction | None) -> int:
-    """A time in FFmpeg's microsecond base as ticks of `time_base`."""
-    if not microseconds or not time_base:
-        return 0
-    return round(Fraction(microseconds, av.time_base) / time_base)
-
-
-def _file_size(container: InputContainer) -> int:
-    """The input file's size in bytes (0 if unknown)."""
-    try:
-        return Path(container.name).stat().st_size
-    except (OSError, TypeError):
-        return 0

@@ -14,6 +14,7 @@ from server.app import create_app
 from server.styles.keys import REGISTRY
 from server.styles.registry import StyleRegistry
 from stylefusion.compiled import BackgroundCompiled
+from stylefusion.devices import int8_supported
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,7 +109,15 @@ async def test_styles_share_one_background_compiler(models_dir):
 
 @pytest.mark.parametrize(
     ("precision", "dtype", "mode"),
-    [("bf16", torch.bfloat16, "frozen"), ("int8", torch.float32, "int8")],
+    [
+        ("bf16", torch.bfloat16, "frozen"),
+        pytest.param(
+            "int8",
+            torch.float32,
+            "int8",
+            marks=pytest.mark.skipif(not int8_supported(), reason="CPU without VNNI or no torchao"),
+        ),
+    ],
 )
 async def test_cpu_precisions_compile_in_the_background(models_dir, precision, dtype, mode):
     registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True, precision=precision)

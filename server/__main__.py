@@ -10,9 +10,9 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from stylefusion.devices import CPU_PRECISIONS, DEVICE_CHOICES
+from stylefusion.architecture import VARIANTS
+from stylefusion.choices import CPU_PRECISIONS, DEVICE_CHOICES
 from stylefusion.errors import InvalidInput
-from stylefusion.transformer_net import VARIANTS
 
 from .config import ServerConfig
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
+from .choices import CPU_PRECISIONS, DEVICE_CHOICES
 from .errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products
 
 
@@ -78,9 +78,6 @@ def _torchao_installed() -> bool:
     finally:
         pytree_log.setLevel(level)
     return True
-
-
-CPU_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 def cpu_precision(requested: str = "auto", compiled: bool = True) -> str:

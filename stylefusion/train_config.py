@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .architecture import VARIANTS, TransformerConfig
 from .errors import InvalidInput, StyleFormatError
-from .style_folder import read_style, validate_name
-from .transformer_net import VARIANTS, TransformerConfig
 
 DEFAULT_STEPS = 2000
 
@@ -83,6 +82,8 @@ def validate_config(config: TrainConfig) -> None:
 
 def check_train_settings(config: TrainConfig) -> None:
     """Fail with InvalidInput if name, budget, variant or numbers are unusable (files unread)."""
+    from .style_folder import validate_name  # loads torch: this module stays light for --help
+
     validate_name(config.name)
     if config.steps is not None and config.seconds is not None:
         raise InvalidInput("give a step budget or a seconds budget, not both")
@@ -118,6 +119,8 @@ def _check_numbers(config: TrainConfig) -> None:
 
 def _check_existing_style(config: TrainConfig) -> None:
     """Refuse to replace a trained variant unless asked to, or when continuing from a checkpoint."""
+    from .style_folder import read_style
+
     folder = Path(config.output_dir) / config.name
     resuming = config.resume and config.checkpoint_file.is_file()
     if config.overwrite or resuming or not folder.exists():

@@ -2,51 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architecture import VARIANTS, TransformerConfig
 from .errors import StyleFormatError
-
-
-@dataclass(frozen=True)
-class TransformerConfig:
-    """Architecture of a transformer: channel widths, residual blocks, edge kernel size."""
-
-    channels: tuple[int, int, int] = (32, 64, 128)
-    residual_blocks: int = 5
-    edge_kernel: int = 9  # kernel of the first and last convolution
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as stored in meta.json."""
-        return {**asdict(self), "channels": list(self.channels)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
-        """Inverse of to_dict; fails clearly on a malformed architecture entry."""
-        try:
-            channels = tuple(int(c) for c in data["channels"])
-            if len(channels) != 3:
-                raise ValueError("channels must have 3 entries")
-            return cls(
-                channels=channels,  # type: ignore[arg-type]
-                residual_blocks=int(data["residual_blocks"]),
-                edge_kernel=int(data.get("edge_kernel", 9)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StyleFormatError(f"bad architecture config {data!r}: {exc}") from exc
-
-
-VARIANTS: dict[str, TransformerConfig] = {
-    "full": TransformerConfig(channels=(32, 64, 128), residual_blocks=5, edge_kernel=9),
-    # Chosen by `stylefusion bench` on a 2-core CPU at 320x240 (see README): 29 fps, vs 23 for
-    # 3 blocks with 9x9 edges and 9 for full; half the widths keep all five residual blocks.
-    "lite": TransformerConfig(channels=(16, 32, 64), residual_blocks=5, edge_kernel=5),
-}
-
 
 MIN_SIDE = 16  # smaller inputs are padded up to this, then cropped back
 

@@ -107,6 +107,39 @@ def test_module_help_lists_every_subcommand() -> None:
         assert command in done.stdout
 
 
+HELP_WITHOUT_TORCH = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+print("torch loaded" if "torch" in sys.modules else "no torch")
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stylefusion", "--help"],
+        ["stylefusion", "train", "--help"],
+        ["stylefusion", "render", "--help"],
+        ["server", "--help"],
+    ],
+)
+def test_help_answers_without_loading_torch(argv: list[str]) -> None:
+    """`--help` reads no model: loading torch alone takes seconds on a small CPU."""
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_WITHOUT_TORCH, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+    assert done.stdout.strip().endswith("no torch")
+
+
 def test_train_end_to_end(
     tmp_path: Path, content_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -72,7 +72,7 @@ async def test_render_settings_the_renderer_refuses_get_422_up_front(
 async def test_the_job_view_shows_the_library_defaults(
     aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
 ) -> None:
-    from stylefusion.renderer import RenderConfig
+    from stylefusion.render_config import RenderConfig
 
     client = await aiohttp_client(jobs_app(jobs_config(tmp_path, models_dir, content_dir)))
     status, body = await _render(client, tmp_path)

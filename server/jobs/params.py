@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar, Union, get_type_hints
 
 from stylefusion.errors import InvalidInput
-from stylefusion.renderer import RenderConfig, check_render_settings
+from stylefusion.render_config import RenderConfig, check_render_settings
 from stylefusion.style_folder import resolve_style, validate_name
 from stylefusion.train_config import TrainConfig, check_train_settings
 from stylefusion.video import VideoConfig

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..devices import DEVICE_CHOICES
-from ..transformer_net import VARIANTS
+from ..architecture import VARIANTS
+from ..choices import DEVICE_CHOICES
 
 PROG = "stylefusion"
 STYLE_HELP = "a style name in --models-dir, or a style folder"

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..devices import DEVICE_CHOICES
-from ..renderer import OPTIMIZERS, RenderConfig
+from ..choices import DEVICE_CHOICES
+from ..render_config import OPTIMIZERS, RenderConfig
 from .common import positive_float, positive_int, say
 from .ui import interruptible, progress_bar
 

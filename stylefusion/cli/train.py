@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..devices import DEVICE_CHOICES
+from ..architecture import VARIANTS
+from ..choices import DEVICE_CHOICES
 from ..errors import Cancelled
 from ..train_config import DEFAULT_STEPS, TrainConfig
-from ..transformer_net import VARIANTS
 from .common import PROG, positive_float, positive_int, say
 from .ui import interruptible, progress_bar
 

@@ -131,7 +131,24 @@ def resolve_style(name_or_dir: str | Path, models_dir: Path) -> Path:
     by_name = Path(models_dir) / str(name_or_dir)
     if NAME_PATTERN.match(str(name_or_dir)) and by_name.is_dir():
         return by_name
-    raise StyleNotFound(f"no style {str(name_or_dir)!r} (looked in {models_dir} and as a path)")
+    raise StyleNotFound(
+        f"no style {str(name_or_dir)!r} (looked in {models_dir} and as a path); "
+        + styles_there(Path(models_dir))
+    )
+
+
+def styles_there(models_dir: Path, at_most: int = 12) -> str:
+    """One phrase naming the styles a models dir holds, for an error about a missing one."""
+    names = sorted(
+        p.name
+        for p in (models_dir.iterdir() if models_dir.is_dir() else ())
+        if NAME_PATTERN.match(p.name) and (p / META_FILE).is_file()
+    )
+    if not names:
+        return f"{models_dir} holds no styles yet"
+    shown = ", ".join(names[:at_most])
+    more = f" and {len(names) - at_most} more" if len(names) > at_most else ""
+    return f"styles in {models_dir}: {shown}{more}"
 
 
 def pick_variant(info: StyleInfo, wanted: str | None, preferred: str) -> str:

@@ -33,6 +33,9 @@ TRAIN = ["train", "--style-image", "{photo}", "--content", "{tmp}", "--name", "x
     ("argv", "expected"),
     [
         (["stylize", "--style", "nope", "--input", "{photo}", "--output", "{tmp}/o"], "'nope'"),
+        (["stylize", "--style", "nope", "--input", "{photo}", "--output", "o"], ": alpha, beta"),
+        (["video", "{photo}", "{tmp}/out.mp4", "--style", "nope"], ": alpha, beta"),
+        (["bench", "--style", "nope"], ": alpha, beta"),
         (["stylize", "--style", "alpha", "--input", "{missing}", "--output", "o"], "no such file"),
         ([*STYLIZE, "--strength", "2"], "--strength"),
         ([*STYLIZE, "--size", "0"], "--size"),
@@ -58,7 +61,7 @@ def test_bad_arguments_exit_2_with_one_line(
     photo = make_photo(tmp_path / "photo.png")
     values = {"photo": photo, "missing": tmp_path / "missing.jpg", "tmp": tmp_path}
     words = [w.format(**values) for w in argv]
-    if words and words[0] in ("stylize", "video"):
+    if words and words[0] in ("stylize", "video", "bench"):
         words += ["--models-dir", str(models_dir), "--device", "cpu"]
     assert main(words) == 2
     assert expected in _error_line(capsys)

@@ -42,13 +42,15 @@ def make_clip(
     height: int = HEIGHT,
     damaged_audio: Sequence[int] = (),
     rotation: int = 0,
+    audio_layout: str = "mono",
 ) -> Path:
     """Write a clip (container from the suffix) with moving frames and a sine tone.
 
     `pts_ms` gives each frame's time in milliseconds (irregular = variable frame rate);
     by default frames are evenly spaced at `fps`. `audio` is an encoder name or None;
     the audio packets numbered in `damaged_audio` are replaced by undecodable bytes;
-    `rotation` (degrees counter-clockwise) is stored as a display matrix, as phones do.
+    `rotation` (degrees counter-clockwise) is stored as a display matrix, as phones do;
+    `audio_layout` is the sound's channel layout ("mono", "stereo", "5.1", ...).
     """
     times = list(pts_ms) if pts_ms is not None else [i * 1000 // fps for i in range(frames)]
     with av.open(str(path), "w") as out:
@@ -58,7 +60,7 @@ def make_clip(
         video.codec_context.time_base = Fraction(1, 1000)
         if rotation:
             video.set_display_rotation(rotation)
-        sound = out.add_stream(audio, rate=SAMPLE_RATE, layout="mono") if audio else None
+        sound = out.add_stream(audio, rate=SAMPLE_RATE, layout=audio_layout) if audio else None
         for i, ms in enumerate(times):
             frame = av.VideoFrame.from_ndarray(moving_frame(i, width, height), format="rgb24")
             frame = frame.reformat(format="yuv420p")
@@ -73,12 +75,16 @@ def make_clip(
 def _write_tone(
     out: av.container.OutputContainer, stream: av.AudioStream, seconds: float, damaged: set[int]
 ) -> None:
-    """Encode a sine tone of `seconds` into an audio stream, in 960-sample frames."""
+    """Encode a sine tone of `seconds` into an audio stream, in 960-sample frames.
+
+    Every channel of the stream's layout carries the tone; the encoder converts the samples.
+    """
+    layout = stream.codec_context.layout
     pcm = (sine(seconds) * 32767).astype(np.int16)
     packets: list[av.Packet] = []
     for start in range(0, len(pcm), 960):
-        chunk = pcm[None, start : start + 960]  # (1, n) int16
-        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+        chunk = np.repeat(pcm[None, start : start + 960], len(layout.channels), axis=0)
+        frame = av.AudioFrame.from_ndarray(chunk, format="s16p", layout=layout.name)  # (C, n)
         frame.sample_rate = SAMPLE_RATE
         frame.pts, frame.time_base = start, Fraction(1, SAMPLE_RATE)
         packets += stream.encode(frame)

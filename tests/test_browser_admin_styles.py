@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from webrtc_helpers import ADMIN_TOKEN as TOKEN
-from webrtc_helpers import test_config
+from webrtc_helpers import admin_page, test_config
 
 from server.app import create_app
 
@@ -30,13 +30,7 @@ async def test_admin_page_renames_downloads_and_deletes_styles(
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            page = await browser.new_page(accept_downloads=True)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("dialog", lambda dialog: dialog.accept())
-            await page.goto(str(server.make_url("/admin")))
-            await page.fill("#token", TOKEN)
-            await page.click("#token-save")
+            page, errors = await admin_page(browser, str(server.make_url("/admin")), TOKEN)
             cards = page.locator("#style-list .style-card")
             await expect(cards).to_have_count(2)
             alpha, beta = cards.nth(0), cards.nth(1)

@@ -69,6 +69,31 @@ def test_uncopyable_sound_is_reencoded_to_aac(tmp_path: Path, config: VideoConfi
     assert len(after.frames) == 12
 
 
+@pytest.mark.parametrize("codec", ["aac", "mp3", "libopus", "flac"])
+def test_sound_browsers_play_is_copied(tmp_path: Path, config: VideoConfig, codec: str) -> None:
+    source = make_clip(tmp_path / "in.mkv", frames=6, audio=codec)
+    result = stylize_video(source, tmp_path / "out.mp4", config)
+    before, after = read_clip(source), read_clip(result.output)
+    assert after.audio_codec == before.audio_codec  # packets copied, not re-encoded
+    assert after.audio_rms > 0.15
+
+
+@pytest.mark.parametrize(
+    ("codec", "layout"), [("ac3", "5.1"), ("eac3", "stereo"), ("alac", "mono")]
+)
+def test_sound_browsers_cannot_play_becomes_aac(
+    tmp_path: Path, config: VideoConfig, codec: str, layout: str
+) -> None:
+    """MP4 can hold AC-3, E-AC-3 and ALAC, but Chromium and Firefox play such clips silent."""
+    source = make_clip(tmp_path / "in.mp4", frames=12, audio=codec, audio_layout=layout)
+    assert read_clip(source).audio_codec == codec
+    result = stylize_video(source, tmp_path / "out.mp4", config)
+    before, after = read_clip(source), read_clip(result.output)
+    assert after.audio_codec == "aac"
+    assert after.audio_seconds == pytest.approx(before.audio_seconds, abs=0.05)
+    assert after.audio_rms > 0.15  # the tone, decoded from the AAC track
+
+
 def test_clip_without_sound(tmp_path: Path, config: VideoConfig) -> None:
     source = make_clip(tmp_path / "in.mkv", frames=5, audio=None)
     result = stylize_video(source, tmp_path / "out.mp4", config)

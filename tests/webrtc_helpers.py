@@ -300,3 +300,15 @@ def chromium(*camera_args: str) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+async def admin_page(browser: Any, url: str, token: str = ADMIN_TOKEN) -> tuple[Any, list[str]]:
+    """A Playwright (async) page signed in to /admin at `url`, and the page errors it raises."""
+    page = await browser.new_page(accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: dialog.accept())  # confirm() of removals
+    await page.goto(url)
+    await page.fill("#token", token)
+    await page.click("#token-save")
+    return page, errors

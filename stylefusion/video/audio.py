@@ -13,8 +13,10 @@ from .timestamps import ticks, when
 
 log = logging.getLogger(__name__)
 
-# audio codecs the MP4 muxer takes as they are; anything else is re-encoded to AAC
-COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
+# audio codecs copied as they are: those both Chromium and Firefox play inside an MP4 (checked
+# with Debian's Chromium and Firefox ESR 153). The MP4 muxer also takes AC-3, E-AC-3 and ALAC,
+# but those browsers play such a clip without sound, so they are re-encoded to AAC like the rest.
+COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "opus", "flac"})
 AAC_BIT_RATE = 160_000
 
 

@@ -49,6 +49,11 @@ async def test_a_clip_with_ac3_sound_plays_with_sound_on_the_admin_page(
                 f"v => ({AUDIO_DECODED_JS})(v) > 0", arg=await video.element_handle()
             )
             assert await video.evaluate("v => v.error") is None
+            await expect(job.locator(".job-title b")).to_have_text("Clip · Holiday Trip")
+
+            async with page.expect_download() as download:  # named after the clip and style
+                await job.locator(".job-download").click()
+            assert (await download.value).suggested_filename == "holiday-trip-alpha.mp4"
             assert errors == []
         finally:
             await browser.close()

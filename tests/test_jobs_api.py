@@ -81,6 +81,7 @@ async def test_train_job_makes_a_style_with_losses_and_previews(
     assert Image.open(io.BytesIO(await preview.read())).format == "JPEG"
     meta = await client.get(done["result_url"], headers=AUTH)
     assert meta.status == 200 and json.loads(await meta.read())["name"] == "mine"
+    assert meta.headers["Content-Disposition"] == 'attachment; filename="mine-meta.json"'
     again = await client.post(
         "/api/jobs/train", data=form({"style_image": style}, name="mine"), headers=AUTH
     )
@@ -115,12 +116,14 @@ async def test_video_job_gives_a_stylized_mp4_with_sound(
     aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
 ) -> None:
     client = await _client(aiohttp_client, jobs_config(tmp_path, models_dir, content_dir))
-    clip = make_clip(tmp_path / "clip.mp4", frames=8, fps=10)
+    clip = make_clip(tmp_path / "Holiday Trip.mp4", frames=8, fps=10)
     job_id = await submit(client, "video", form({"file": clip}, style="alpha", strength="1"))
     done = await wait_job(client, job_id)
     assert done["state"] == "done", done
+    assert done["params"]["title"] == "Holiday Trip"
     resp = await client.get(done["result_url"], headers=AUTH)
     assert resp.status == 200
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="holiday-trip-alpha.mp4"'
     out = tmp_path / "out.mp4"
     out.write_bytes(await resp.read())
     facts, source = read_clip(out), read_clip(clip)
@@ -135,8 +138,8 @@ async def test_render_job_writes_a_png_and_previews(
 ) -> None:
     client = await _client(aiohttp_client, jobs_config(tmp_path, models_dir, content_dir))
     files = {
-        "content": make_photo(tmp_path / "photo.jpg", 48, 32),
-        "style_image": make_style_image(tmp_path / "style.png", seed=3),
+        "content": make_photo(tmp_path / "Été à Paris.jpg", 48, 32),
+        "style_image": make_style_image(tmp_path / "Starry Night.png", seed=3),
     }
     job_id = await submit(client, "render", form(files, size="48", iterations="6"))
     early = await job(client, job_id)
@@ -146,6 +149,9 @@ async def test_render_job_writes_a_png_and_previews(
     assert done["state"] == "done", done
     assert done["preview_url"] and done["history"]
     resp = await client.get(done["result_url"], headers=AUTH)
+    # named after the photo and the painting, in ASCII any browser and disk takes
+    disposition = resp.headers["Content-Disposition"]
+    assert disposition == 'attachment; filename="ete-a-paris-starry-night.png"'
     image = Image.open(io.BytesIO(await resp.read()))
     assert image.format == "PNG" and max(image.size) == 48
 

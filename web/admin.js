@@ -255,8 +255,9 @@ function createView(job) {
 function jobTitle(job) {
   const p = job.params || {};
   if (job.kind === "train") return [`Training · ${p.name}`, budgetText(p)];
-  if (job.kind === "video") return ["Clip", `style ${p.style} · strength ${Number(p.strength).toFixed(2)}`];
-  return ["Render", `${p.size}px · ${p.iterations} iterations · ${p.optimizer}`];
+  const named = (kind) => (p.title ? `${kind} · ${p.title}` : kind);
+  if (job.kind === "video") return [named("Clip"), `style ${p.style} · strength ${Number(p.strength).toFixed(2)}`];
+  return [named("Render"), `${p.size}px · ${p.iterations} iterations · ${p.optimizer}`];
 }
 
 function budgetText(p) {
@@ -335,11 +336,14 @@ async function deleteJob(id) {
   refresh();
 }
 
-async function resultBlob(id) {
+// The result and the name the server gives it (after the upload and the style: holiday-candy.mp4).
+async function result(id) {
   const job = state.jobs.get(id);
   const resp = await api(job.result_url);
   if (!resp.ok) throw new Error((await resp.json()).error || "no result");
-  return resp.blob();
+  const disposition = resp.headers.get("Content-Disposition") || "";
+  const name = (disposition.match(/filename="([^"]+)"/) || [])[1] || `${job.kind}-${id}`;
+  return { blob: await resp.blob(), name };
 }
 
 async function watch(id) {
@@ -349,7 +353,7 @@ async function watch(id) {
   button.textContent = "Loading…";
   try {
     const video = $(".job-video", view.root);
-    video.src = URL.createObjectURL(await resultBlob(id));
+    video.src = URL.createObjectURL((await result(id)).blob);
     video.hidden = false;
     view.resultLoaded = true;
     button.hidden = true;
@@ -362,12 +366,10 @@ async function watch(id) {
 }
 
 async function download(id) {
-  const job = state.jobs.get(id);
-  const names = { video: "stylized.mp4", render: "render.png", train: "meta.json" };
-  const prefix = job.params && job.params.name ? `${job.params.name}-` : "";
   try {
-    const url = URL.createObjectURL(await resultBlob(id));
-    const link = Object.assign(document.createElement("a"), { href: url, download: prefix + names[job.kind] });
+    const { blob, name } = await result(id);
+    const url = URL.createObjectURL(blob);
+    const link = Object.assign(document.createElement("a"), { href: url, download: name });
     document.body.append(link);
     link.click();
     link.remove();

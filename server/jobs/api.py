@@ -26,6 +26,7 @@ from .params import (
     TrainParams,
     VideoParams,
     from_fields,
+    title_of,
     to_json,
 )
 from .store import Job, JobStore
@@ -121,7 +122,7 @@ class JobsApi:
         path = self.result_path(job)
         if job.state != "done" or path is None or not path.is_file():
             raise NotFound(f"job {job.id} has no result (state: {job.state})")
-        name = f"{getattr(job.params, 'name', job.id)}-{path.name}"
+        name = job.params.result_name()  # safe ASCII: no quoting needed
         return web.FileResponse(
             path, headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
@@ -233,12 +234,18 @@ class JobsApi:
     def _video_files(self, params: VideoParams, form: UploadedForm, folder: Path) -> VideoParams:
         with self._probes:  # each probe may use up to probe_memory_mb: bound them together
             clip = probe_clip(form.file("file"), self.limits)
-        return dataclasses.replace(params, input=clip.name)
+        return dataclasses.replace(params, input=clip.name, title=title_of(form.sent_name("file")))
 
     def _render_files(self, params: RenderParams, form: UploadedForm, folder: Path) -> RenderParams:
         content = probe_image(form.file("content"), self.limits)
         style_image = probe_image(form.file("style_image"), self.limits)
-        return dataclasses.replace(params, content=content.name, style_image=style_image.name)
+        return dataclasses.replace(
+            params,
+            content=content.name,
+            style_image=style_image.name,
+            title=title_of(form.sent_name("content")),
+            style_title=title_of(form.sent_name("style_image")),
+        )
 
     def _train_files(self, params: TrainParams, form: UploadedForm, folder: Path) -> TrainParams:
         """The style image, and optional uploaded photos in <job>/content/."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, ClassVar, TypeVar, Union, get_type_hints
+from urllib.parse import unquote
 
 from stylefusion.errors import InvalidInput
 from stylefusion.render_config import RenderConfig, check_render_settings
@@ -27,6 +30,7 @@ RENDER_RESULT = "result.png"
 VIDEO_RESULT = "result.mp4"
 CHECKPOINT_FILE = "checkpoint.pt"
 CONTENT_FOLDER = "content"  # uploaded training photos, inside the job folder
+MAX_TITLE_CHARS = 80  # an upload's own name, kept to name the download after it
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,17 @@ class VideoParams:
 
     kind: ClassVar[str] = "video"
     files: ClassVar[tuple[str, ...]] = ("input",)
+    titles: ClassVar[tuple[str, ...]] = ("title",)
 
     style: str
     input: str = ""  # the clip's file name in the job folder
     strength: float = VideoConfig.strength
     max_side: int | None = VideoConfig.max_side
+    title: str = ""  # the uploaded clip's own name, without its extension
+
+    def result_name(self) -> str:
+        """The download's file name: after the clip and the style, e.g. holiday-candy.mp4."""
+        return f"{slug(self.title) or 'clip'}-{self.style}.mp4"
 
     def check(self) -> None:
         """Raise InvalidInput if the library would refuse these settings."""
@@ -85,13 +95,20 @@ class RenderParams:
 
     kind: ClassVar[str] = "render"
     files: ClassVar[tuple[str, ...]] = ("content", "style_image")
+    titles: ClassVar[tuple[str, ...]] = ("title", "style_title")
 
     content: str = ""  # file names in the job folder
     style_image: str = ""
+    title: str = ""  # the uploaded photo's and painting's own names, without extensions
+    style_title: str = ""
     size: int = RenderConfig.size
     iterations: int = RenderConfig.iterations
     optimizer: str = RenderConfig.optimizer
     style_weight: float = RenderConfig.style_weight
+
+    def result_name(self) -> str:
+        """The download's file name: after the photo and the painting, e.g. cat-starry-night.png."""
+        return f"{slug(self.title) or 'render'}-{slug(self.style_title) or 'style'}.png"
 
     def check(self) -> None:
         """Raise InvalidInput if the renderer would refuse these settings (size >= 32, ...)."""
@@ -119,6 +136,7 @@ class TrainParams:
 
     kind: ClassVar[str] = "train"
     files: ClassVar[tuple[str, ...]] = ("style_image", "content")
+    titles: ClassVar[tuple[str, ...]] = ()
 
     name: str
     variant: str
@@ -135,6 +153,10 @@ class TrainParams:
     def check(self) -> None:
         """Raise InvalidInput if the trainer would refuse these settings (name, budget, ...)."""
         check_train_settings(self.config(Path(), _CHECKING))
+
+    def result_name(self) -> str:
+        """The download's file name: the new style's meta.json, e.g. water-lilies-meta.json."""
+        return f"{self.name}-meta.json"
 
     def with_budget(self) -> TrainParams:
         """The same params with the library's default step budget filled in if none was given."""
@@ -191,7 +213,7 @@ def from_fields(cls: type[P], fields: Mapping[str, str], **defaults: Any) -> P:
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         raw = fields.get(f.name, "")
-        if f.name in cls.files or raw == "":
+        if f.name in cls.files or f.name in cls.titles or raw == "":
             continue
         values[f.name] = _parse(f.name, raw, hints[f.name])
     missing = [
@@ -222,6 +244,21 @@ def _parse(name: str, raw: str, hint: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidInput(f"{name!r} must be a finite number, not {raw!r}")
     return value
+
+
+def title_of(upload_name: str) -> str:
+    """An upload's own name without folders or extension, as its title (bounded).
+
+    Clients percent-escape some characters of a multipart file name (browsers a quote as %22,
+    aiohttp a space as %20), so the name is unquoted; either path separator is a folder.
+    """
+    return Path(PureWindowsPath(unquote(upload_name)).name).stem[:MAX_TITLE_CHARS]
+
+
+def slug(text: str) -> str:
+    """Safe ASCII for a file name: "Été à Paris!" -> "ete-a-paris" (may be empty)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60].strip("-")
 
 
 def to_json(params: JobParams) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class UploadedForm:
 
     fields: dict[str, str] = field(default_factory=dict)
     files: dict[str, list[Path]] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)  # each file's name as sent
 
     def file(self, name: str) -> Path:
         """The one file uploaded as `name` (422 if it is missing)."""
@@ -64,6 +65,10 @@ class UploadedForm:
         if not paths:
             raise Unprocessable(f"missing file field {name!r}")
         return paths[0]
+
+    def sent_name(self, name: str) -> str:
+        """The client's own file name of the first file uploaded as `name` ("" if none)."""
+        return (self.names.get(name) or [""])[0]
 
 
 FieldsCheck = Callable[[dict[str, str]], Awaitable[None]]
@@ -130,6 +135,7 @@ async def _save_file(
     target = dest / f"upload-{part.name}-{len(paths)}"
     size = await _save_part(part, target, min(limit, total_left))
     paths.append(target)
+    form.names.setdefault(str(part.name), []).append(part.filename or "")
     return size
 
 

@@ -12,6 +12,7 @@ from aiohttp.typedefs import Middleware
 
 from stylefusion.devices import configure_torch, cpu_count, resolve_device
 
+from .access_log import PollsAtDebug
 from .auth import AdminGuard, FailureThrottle, load_token
 from .config import ServerConfig
 from .jobs import setup_jobs
@@ -73,13 +74,17 @@ def host_check(config: ServerConfig) -> Middleware:
 
 
 def runner_options(config: ServerConfig) -> dict[str, Any]:
-    """aiohttp runner settings that cut slow clients off.
+    """aiohttp runner settings: slow clients cut off, routine polls logged at DEBUG.
 
     aiohttp's keep-alive timer runs from the moment a connection opens and closes it if no
     complete request has arrived, so it doubles as the request-header read timeout; an
     unread body after the answer is drained for at most body_timeout_s.
     """
-    return {"keepalive_timeout": config.header_timeout_s, "lingering_time": config.body_timeout_s}
+    return {
+        "keepalive_timeout": config.header_timeout_s,
+        "lingering_time": config.body_timeout_s,
+        "access_log_class": PollsAtDebug,
+    }
 
 
 def add_routes(app: web.Application, config: ServerConfig) -> None:

@@ -27,22 +27,38 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def load_token(configured: str | None, data_dir: Path) -> str:
-    """The configured token, else the env var, else one generated once and kept in data_dir."""
+    """The configured token, else the env var, else one generated once and kept in data_dir.
+
+    The token itself is never logged; every start logs where it comes from. The README and the
+    admin page's sign-in say the same: the flag or env var, else `cat <data-dir>/admin-token`.
+    """
     token = configured or os.environ.get(ENV_VAR)
+    source = f"--admin-token / {ENV_VAR}"
     if token:
-        return checked(token, "--admin-token / " + ENV_VAR)
+        log.info("admin token: from %s", source)
+        return checked(token, source)
     path = Path(data_dir) / TOKEN_FILE
-    if path.is_file():
-        stored = path.read_text(encoding="utf-8").strip()
-        if stored:
-            return checked(stored, str(path))
+    stored = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    if stored:
+        log.info("admin token: in %s (`cat %s` shows it; sign in to /admin with it)", path, path)
+        return checked(stored, str(path))
+    token = _generate(path)
+    log.warning(
+        "admin token: generated into %s (`cat %s` shows it; sign in to /admin with it, "
+        "or choose one with %s)",
+        *(path, path, source),
+    )
+    return token
+
+
+def _generate(path: Path) -> str:
+    """A new random token, written to `path` readable by this user only."""
     token = secrets.token_urlsafe(24)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
     os.chmod(path, 0o600)  # in case the file existed (empty) with wider permissions
-    log.warning("generated an admin token; read it from %s", path)
     return token
 
 

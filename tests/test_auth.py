@@ -22,15 +22,36 @@ def test_generated_token_is_stored_0600_and_reused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
+    caplog.set_level("INFO", logger="server.auth")
     token = load_token(None, tmp_path / "var")
     path = tmp_path / "var" / TOKEN_FILE
     assert len(token) >= 24
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert token not in caplog.text  # the log names the file, never the secret
     assert str(path) in caplog.text
+    assert f"cat {path}" in caplog.text  # how to read it, in the words the README uses
     caplog.clear()
     assert load_token(None, tmp_path / "var") == token
     assert token not in caplog.text
+    assert f"cat {path}" in caplog.text  # every start says where it is, not only the first
+
+
+def test_a_configured_token_is_never_logged_but_its_source_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="server.auth")
+    load_token("from-flag-0123456789", tmp_path)
+    assert "from-flag" not in caplog.text
+    assert f"--admin-token / {ENV_VAR}" in caplog.text
+
+
+def test_the_sign_in_dialog_tells_the_same_story_as_the_log() -> None:
+    """The dialog once said the server prints the token: it never does; it names the file."""
+    page = (Path(__file__).parent.parent / "web" / "admin.html").read_text()
+    dialog = page[page.index('<dialog id="token-dialog"') : page.index("</dialog>")]
+    assert "cat var/admin-token" in dialog and f"<code>{ENV_VAR}</code>" in dialog
+    assert "<code>--admin-token</code>" in dialog
+    assert "prints it" not in dialog and "never printed" in dialog
 
 
 def test_only_the_exact_bearer_token_matches() -> None:

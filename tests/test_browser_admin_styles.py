@@ -11,6 +11,7 @@ from webrtc_helpers import ADMIN_TOKEN as TOKEN
 from webrtc_helpers import admin_page, test_config
 
 from server.app import create_app
+from stylefusion.style_folder import read_meta, write_meta
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
@@ -57,6 +58,48 @@ async def test_admin_page_renames_downloads_and_deletes_styles(
             assert not (models_dir / "beta").exists()
             await expect(cards.first.locator(".style-remove")).to_be_disabled()  # the last one
             await expect(page.locator("#video-style option")).to_have_count(1)
+            assert errors == []
+        finally:
+            await browser.close()
+
+
+# every label's text fits its box: no ellipsis, no clipped input (Chromium's scrollWidth)
+CUT_LABELS_JS = """() => [
+  ...[...document.querySelectorAll('.style-tile')].filter((tile) => {
+    const label = tile.querySelector('span'), box = tile.getBoundingClientRect();
+    const text = label.getBoundingClientRect();
+    return label.scrollWidth > label.clientWidth || text.top < box.top || text.bottom > box.bottom;
+  }).map((tile) => tile.textContent),
+  ...[...document.querySelectorAll('.style-display')]
+    .filter((input) => input.scrollWidth > input.clientWidth).map((input) => input.value),
+]"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])  # a phone, a desktop
+async def test_style_names_are_shown_whole(
+    aiohttp_server, tmp_path: Path, models_dir: Path, width: int
+) -> None:
+    """The Studio's style cards cut 'Rain Princess' to 'Rain Prin': names must show whole."""
+    from playwright.async_api import async_playwright
+
+    for name, display in [("alpha", "Rain Princess"), ("beta", "The Starry Night, Rhône")]:
+        meta = read_meta(models_dir / name)
+        write_meta(models_dir / name, meta | {"display_name": display})
+    server = await aiohttp_server(create_app(test_config(models_dir, tmp_path)))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page, errors = await admin_page(browser, str(server.make_url("/admin")), TOKEN)
+            await page.set_viewport_size({"width": width, "height": 900})
+            await page.wait_for_selector("#style-list .style-card")
+            assert await page.evaluate(CUT_LABELS_JS) == []
+            await page.goto(str(server.make_url("/")))
+            await page.wait_for_selector(".style-tile")
+            labels = await page.eval_on_selector_all(
+                ".style-tile span", "els => els.map(e => e.textContent)"
+            )
+            assert labels == ["Rain Princess", "The Starry Night, Rhône"]
+            assert await page.evaluate(CUT_LABELS_JS) == []
             assert errors == []
         finally:
             await browser.close()

@@ -31,7 +31,10 @@ function styleCard(style, last) {
   $(".style-thumb", card).src = style.thumbnail;
   const input = $(".style-display", card);
   input.value = style.display_name || style.name;
-  $(".style-rename", card).addEventListener("submit", (event) => {
+  const form = $(".style-rename", card);
+  form.id = `rename-${style.name}`;
+  $(".style-save", card).setAttribute("form", form.id);
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
     patchStyle(style.name, { display_name: input.value }, "Renamed");
   });

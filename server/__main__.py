@@ -155,8 +155,9 @@ def add_security_options(p: argparse.ArgumentParser) -> None:
         default=[],
         type=cidr,
         metavar="CIDR",
-        help="reverse proxies (besides loopback) whose X-Forwarded-For names the client "
-        "for the per-client limits (repeatable)",
+        help="reverse proxy network whose X-Forwarded-For (its rightmost hop, an IP) names the "
+        "client for the per-client limits; repeatable; none by default, not even the loopback "
+        "(nginx on this machine: 127.0.0.1/32)",
     )
 
 

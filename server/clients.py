@@ -1,4 +1,4 @@
-"""Who a request comes from, for the per-client limits (pending offers, admin token misses)."""
+"""Who a request comes from, for the per-client limits (offers, peers, admin token misses, jobs)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,34 @@ import ipaddress
 from aiohttp import hdrs, web
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-LOOPBACK = ("127.0.0.0/8", "::1/128")  # a proxy on this machine is always trusted
 
 
 def client_address(request: web.Request, trusted_proxies: tuple[str, ...] = ()) -> str:
     """The client's address (an IPv6 client's /64); behind a trusted proxy, its client's.
 
-    Only a peer in loopback or --trusted-proxy networks may say who its client is, and only
-    through the rightmost X-Forwarded-For entry (the one that proxy appended), so a client
-    cannot pick its own.
+    Only a peer inside a --trusted-proxy network may say who its client is, and only through
+    the rightmost X-Forwarded-For hop (the one that proxy appended), so a client cannot pick
+    its own: not even a process on this machine, unless the loopback is named a proxy.
+    A hop that is not an IP address counts as the proxy itself.
     """
     remote = request.remote or "?"
-    forwarded = request.headers.get(hdrs.X_FORWARDED_FOR)
-    if forwarded and in_networks(remote, trusted(trusted_proxies)):
-        remote = forwarded.rsplit(",", 1)[-1].strip() or remote
+    if in_networks(remote, trusted(trusted_proxies)):
+        hop = forwarded_hop(request)
+        if hop is not None:
+            remote = hop
     return client_key(remote)
+
+
+def forwarded_hop(request: web.Request) -> str | None:
+    """The rightmost X-Forwarded-For entry over all such headers, if it is an IP address."""
+    values = request.headers.getall(hdrs.X_FORWARDED_FOR, [])
+    if not values:
+        return None
+    hop = ",".join(values).rsplit(",", 1)[-1].strip()
+    try:
+        return str(ipaddress.ip_address(hop))
+    except ValueError:
+        return None
 
 
 def client_key(address: str) -> str:
@@ -40,8 +53,8 @@ def client_key(address: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def trusted(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
-    """The loopback and the --trusted-proxy networks, parsed once."""
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in (*LOOPBACK, *cidrs))
+    """The --trusted-proxy networks, parsed once."""
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
 def in_networks(address: str, networks: tuple[Network, ...]) -> bool:

@@ -66,4 +66,4 @@ class ServerConfig:
     turn_ttl_s: int = 43200  # lifetime of those credentials (the page fetches them once)
     allowed_hosts: tuple[str, ...] = ()  # Host header names answered besides the defaults
     ice_allow: tuple[str, ...] = ()  # CIDRs offer candidates must be in (empty: any address)
-    trusted_proxies: tuple[str, ...] = ()  # besides loopback: proxies whose X-Forwarded-For counts
+    trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For counts (not implied)

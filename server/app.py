@@ -21,6 +21,7 @@ from .live import setup_live
 from .live.keys import PEERS
 from .metrics import Metrics
 from .middleware import error_middleware, host_middleware, host_name, pass_through
+from .request_log import RequestLog
 from .styles import setup_style_admin, setup_styles
 from .styles.keys import REGISTRY
 
@@ -37,8 +38,12 @@ def create_app(config: ServerConfig) -> web.Application:
     The rooms: styles (the registry, /api/styles), live (WebRTC, batcher, budget) and, unless
     this is a live-only node, jobs (/admin, /api/jobs) and style management.
     """
-    # default 1 MiB body limit: /offer reads at most max_offer_bytes, job uploads are streamed
-    app = web.Application(middlewares=[error_middleware, host_check(config)])
+    # default 1 MiB body limit: /offer reads at most max_offer_bytes, job uploads are streamed;
+    # requests that do not even parse are logged in one line (no traceback quoting headers)
+    app = web.Application(
+        middlewares=[error_middleware, host_check(config)],
+        handler_args={"logger": RequestLog()},
+    )
     app[CONFIG], app[METRICS] = config, Metrics()
     app.cleanup_ctx.append(runtime_context)  # first: threads and caches before any model loads
     add_routes(app, config)

@@ -58,6 +58,8 @@ class ServerConfig:
     max_pending_per_client: int = 2  # offers of one remote address not yet connected (429 beyond)
     connect_timeout_s: float = 10.0  # a peer not connected by then is dropped (frees its slot)
     max_message_bytes: int = 64 * 2**10  # control data-channel message cap (advertised, enforced)
+    control_rate: float = 20.0  # control messages a peer may send a second (error events beyond)
+    control_burst: int = 40  # ... in a burst; refused ones past another burst drop the peer
     header_timeout_s: float = 15.0  # a connection idle or still sending headers is closed after it
     body_timeout_s: float = 10.0  # the /offer body must arrive within this (408)
     admin_failures: int = 10  # wrong admin tokens per client and window before 429

@@ -51,6 +51,12 @@ class Metrics:
             registry=reg,
         )
         self.active_peers = Gauge("stylefusion_active_peers", "Live WebRTC peers", registry=reg)
+        self.peers_dropped = Counter(
+            "stylefusion_peers_dropped",
+            "Live peers the server dropped, by reason (never_connected, control_flood, ...)",
+            ["reason"],
+            registry=reg,
+        )
         self.styles_loaded = Gauge("stylefusion_styles_loaded", "Styles ready", registry=reg)
 
     def render(self) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCDataChannel
@@ -12,6 +13,7 @@ from aiortc import RTCDataChannel
 from ..errors import BadRequest
 from ..services import StyleCatalog
 from .peers import Message, Peer
+from .rate import ControlRate, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +21,15 @@ LABEL = "control"
 
 
 def attach_control(
-    peer: Peer, channel: RTCDataChannel, registry: StyleCatalog, stats_interval_s: float
+    peer: Peer,
+    channel: RTCDataChannel,
+    registry: StyleCatalog,
+    stats_interval_s: float,
+    rate: ControlRate,
+    on_flood: Callable[[], None],
 ) -> None:
-    """Wire a peer's control channel: handle its messages, send stats about once a second."""
+    """Wire a peer's control channel: handle its messages as fast as `rate` allows (past it,
+    error events, and `on_flood` once the peer keeps going), send stats about once a second."""
 
     def send(message: Message) -> None:
         if channel.readyState == "open":
@@ -29,7 +37,14 @@ def attach_control(
 
     @channel.on("message")
     def on_message(raw: Any) -> None:
-        handle_message(peer, registry, raw)
+        verdict = rate.admit()
+        if verdict is Verdict.ACCEPT:
+            handle_message(peer, registry, raw)
+        elif verdict is Verdict.REFUSE:
+            limit = f"{rate.allowed.rate:g} a second"
+            peer.send({"event": "error", "error": f"too many control messages (at most {limit})"})
+        elif verdict is Verdict.FLOOD:
+            on_flood()
 
     peer.send = send
     peer.spawn(send_stats(peer, stats_interval_s), "stats")
@@ -45,7 +60,7 @@ def handle_message(peer: Peer, registry: StyleCatalog, raw: Any) -> None:
     if strength is not None:
         peer.strength = strength
     if style is not None:
-        log.info("%s switches to style %s", peer.id, style)
+        log.debug("%s switches to style %s", peer.id, style)  # DEBUG: a page may click a lot
         peer.request_style(style)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import time
@@ -148,6 +149,7 @@ class PeerSet:
         self.metrics = metrics
         self.budget = budget
         self._peers: dict[str, Peer] = {}
+        self.dropped: collections.Counter[str] = collections.Counter()  # reason -> peers
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -178,6 +180,14 @@ class PeerSet:
         log.info("%s left (%d live)", peer.id, len(self._peers))
         self._replan()
         await peer.close()
+
+    async def drop(self, peer: Peer, reason: str) -> None:
+        """Remove a peer the server gives up on (never connected, flooding), counting why."""
+        if peer.id not in self._peers:
+            return
+        self.dropped[reason] += 1
+        self.metrics.peers_dropped.labels(reason=reason).inc()
+        await self.remove(peer)
 
     async def close_all(self) -> None:
         """Close every peer (server shutdown)."""

@@ -28,6 +28,7 @@ from .keys import BATCHER, BUDGET, PEERS
 from .message_cap import cap_messages
 from .offers import read_offer
 from .peers import Peer, PeerSet
+from .rate import ControlRate
 from .rtp import install_latest_frame_queues, install_marker_jitter_buffers
 from .track import StylizedTrack
 
@@ -99,7 +100,7 @@ def cap_control_messages(app: web.Application, peer: Peer, sctp: RTCSctpTranspor
 
     def flood() -> None:
         log.warning("%s floods its data channel; dropping it", peer.id)
-        peer.spawn(app[PEERS].remove(peer), "evict")
+        peer.spawn(app[PEERS].drop(peer, "sctp_flood"), "evict")
 
     cap_messages(sctp, limit, oversize, flood)
 
@@ -120,8 +121,14 @@ def wire_events(app: web.Application, peer: Peer) -> None:
     @pc.on("datachannel")
     def on_datachannel(channel: RTCDataChannel) -> None:
         if channel.label == LABEL:
-            attach_control(peer, channel, app[STYLES], app[CONFIG].stats_interval_s)
+            config = app[CONFIG]
+            rate = ControlRate(config.control_rate, config.control_burst)
+            attach_control(peer, channel, app[STYLES], config.stats_interval_s, rate, flooded)
             peer.send(app[BUDGET].current.message())  # what to send, before the first frame
+
+    def flooded() -> None:
+        log.warning("%s keeps flooding its control channel; dropping it", peer.id)
+        peer.spawn(peers.drop(peer, "control_flood"), "evict")
 
     @pc.on("connectionstatechange")
     async def on_state() -> None:
@@ -151,7 +158,7 @@ async def drop_if_never_connected(app: web.Application, peer: Peer) -> None:
     await asyncio.sleep(app[CONFIG].connect_timeout_s)
     if peer.pc.connectionState != "connected":
         log.info("%s never connected; dropping it", peer.id)
-        await asyncio.shield(app[PEERS].remove(peer))
+        await asyncio.shield(app[PEERS].drop(peer, "never_connected"))
 
 
 def page_config(config: ServerConfig, budget: Budget) -> str:

@@ -394,4 +394,5 @@ def glass_config(
         compile=compile,
         precision=precision,
         max_pending_per_client=64,  # every bench viewer comes from 127.0.0.1
+        max_peers_per_client=64,
     )

@@ -177,6 +177,7 @@ async def run(
         admin_token="bench-admin-token-0123",
         compile=compile,
         max_pending_per_client=64,  # every bench viewer comes from 127.0.0.1
+        max_peers_per_client=64,
     )
     runner, port = await start_server(config)
     app = runner.app

@@ -170,6 +170,16 @@ def add_limit_options(p: argparse.ArgumentParser) -> None:
         ("--max-offer-candidates", d.max_offer_candidates, "ICE candidates per offer (400)"),
         ("--max-pending", d.max_pending_per_client, "unconnected offers per client (429)"),
         ("--connect-timeout", d.connect_timeout_s, "seconds an offer has to connect"),
+        (
+            "--video-timeout",
+            d.video_timeout_s,
+            "seconds a connected peer may send no video before it is dropped",
+        ),
+        (
+            "--max-peers-per-client",
+            d.max_peers_per_client,
+            "peers of one client address, connected or connecting (429 beyond)",
+        ),
         ("--max-message-kb", d.max_message_bytes / KB, "data-channel message cap in KiB"),
         ("--control-rate", d.control_rate, "control messages a peer may send a second"),
         (
@@ -249,6 +259,8 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
         max_offer_candidates=args.max_offer_candidates,
         max_pending_per_client=args.max_pending,
         connect_timeout_s=args.connect_timeout,
+        video_timeout_s=args.video_timeout,
+        max_peers_per_client=args.max_peers_per_client,
         max_message_bytes=int(args.max_message_kb * KB),
         control_rate=args.control_rate,
         control_burst=args.control_burst,

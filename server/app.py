@@ -19,6 +19,7 @@ from .jobs import setup_jobs
 from .keys import ADMIN_GUARD, ADMIN_TOKEN, CONFIG, JOBS, METRICS, READY
 from .live import setup_live
 from .live.keys import PEERS
+from .live.peers import DROP_REASONS, REFUSE_REASONS
 from .metrics import Metrics
 from .middleware import error_middleware, host_middleware, host_name, pass_through
 from .request_log import RequestLog
@@ -124,8 +125,8 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: status, device, styles, and load against capacity (for balancers)."""
-    registry, config = request.app[REGISTRY], request.app[CONFIG]
-    peers, ready = len(request.app[PEERS]), request.app[READY].is_set()
+    registry, config, live = request.app[REGISTRY], request.app[CONFIG], request.app[PEERS]
+    peers, ready = len(live), request.app[READY].is_set()
     return web.json_response(
         {
             "status": "ok" if ready else "warming_up",
@@ -136,6 +137,8 @@ async def healthz(request: web.Request) -> web.Response:
             "max_peers": config.max_peers,
             "load": round(peers / max(1, config.max_peers), 3),
             "at_capacity": peers >= config.max_peers or not ready,
+            "peers_dropped": {reason: live.dropped[reason] for reason in DROP_REASONS},
+            "peers_refused": {reason: live.refused[reason] for reason in REFUSE_REASONS},
             "role": config.role,
             "jobs": JOBS in request.app,
         }

@@ -57,6 +57,8 @@ class ServerConfig:
     max_offer_candidates: int = 32  # ICE candidates in an offer (400 beyond)
     max_pending_per_client: int = 2  # offers of one remote address not yet connected (429 beyond)
     connect_timeout_s: float = 10.0  # a peer not connected by then is dropped (frees its slot)
+    video_timeout_s: float = 10.0  # a connected peer sending no video that long is dropped
+    max_peers_per_client: int = 2  # peers of one client address, connected or connecting (429)
     max_message_bytes: int = 64 * 2**10  # control data-channel message cap (advertised, enforced)
     control_rate: float = 20.0  # control messages a peer may send a second (error events beyond)
     control_burst: int = 40  # ... in a burst; refused ones past another burst drop the peer

@@ -57,6 +57,12 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self.peers_refused = Counter(
+            "stylefusion_peers_refused",
+            "Offers refused, by reason (capacity, pending, per_client)",
+            ["reason"],
+            registry=reg,
+        )
         self.styles_loaded = Gauge("stylefusion_styles_loaded", "Styles ready", registry=reg)
 
     def render(self) -> bytes:

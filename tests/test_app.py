@@ -50,6 +50,8 @@ async def test_healthz(client):
         "max_peers": 8,
         "load": 0.0,
         "at_capacity": False,
+        "peers_dropped": {"never_connected": 0, "no_video": 0, "control_flood": 0, "sctp_flood": 0},
+        "peers_refused": {"capacity": 0, "pending": 0, "per_client": 0},
         "role": "all",
         "jobs": True,
     }

@@ -64,7 +64,9 @@ async def test_viewers_spread_styles_shared_and_a_dead_nodes_viewers_come_back(
     data_a, data_b = tmp_path / "var-a", tmp_path / "var-b"
     port_a, port_b, port_front = free_port(), free_port(), free_port()
     photos = ("--content-dir", str(content_dir))  # six tiny photos: a quick training
-    behind = ("--trusted-proxy", "127.0.0.1/32")  # nginx on this machine names the browsers
+    # nginx on this machine names the browsers; here they all are 127.0.0.1, and a dead node's
+    # viewers all come back to the other node
+    behind = ("--trusted-proxy", "127.0.0.1/32", "--max-peers-per-client", "8")
     a_args = ("--role", "all", "--max-peers", "6", *behind, *photos)
     a = start_node(port_a, models_dir, data_a, tmp_path / "a.log", *a_args)
     b_args = ("--role", "live", "--max-peers", "2", *behind)

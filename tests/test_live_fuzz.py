@@ -122,7 +122,9 @@ def mutated_message(rng: random.Random) -> str | bytes:
 
 
 async def test_control_channel_fuzz(aiohttp_client, models_dir, tmp_path):
-    client = await aiohttp_client(create_app(test_config(models_dir, tmp_path)))
+    # 300 messages at once are a flood: this tests the parsing (test_live_flood.py the rate)
+    config = test_config(models_dir, tmp_path, control_rate=1000.0, control_burst=1000)
+    client = await aiohttp_client(create_app(config))
     viewer = Viewer()
     try:
         await viewer.connect(client, style="alpha")

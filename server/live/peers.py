@@ -13,7 +13,7 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
-from ..errors import AtCapacity
+from ..errors import AtCapacity, ServerError, TooManyRequests
 from ..metrics import Metrics
 from ..services import StyleCatalog
 from .batcher import Batcher, FrameResult
@@ -22,6 +22,9 @@ from .budget import BudgetPlanner
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+# why the server dropped a peer, and why it refused one (counted in /healthz and /metrics)
+DROP_REASONS = ("never_connected", "no_video", "control_flood", "sctp_flood")
+REFUSE_REASONS = ("capacity", "pending", "per_client")
 
 
 @dataclass
@@ -68,10 +71,12 @@ class Peer:
         self.strength = 1.0
         self.registry = registry
         self.pending_ack: str | None = None
+        self.last_video = time.monotonic()  # the newest camera frame (the clock starts at connect)
         self.stats = PeerStats(since=time.perf_counter())
         self.dropped_total = 0
         self.send: Callable[[Message], None] = lambda message: None  # set by the control channel
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.watched = False  # whether the no-video watchdog runs (from the first connect)
         self.closed = False
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
@@ -88,6 +93,7 @@ class Peer:
 
     def frame_in(self, width: int, height: int) -> None:
         """Count a decoded camera frame."""
+        self.last_video = time.monotonic()
         self.stats.frames_in += 1
         self.stats.size_in = f"{width}x{height}"
 
@@ -150,6 +156,11 @@ class PeerSet:
         self.budget = budget
         self._peers: dict[str, Peer] = {}
         self.dropped: collections.Counter[str] = collections.Counter()  # reason -> peers
+        self.refused: collections.Counter[str] = collections.Counter()  # reason -> offers
+        for reason in DROP_REASONS:  # every series exists from the start, at 0
+            metrics.peers_dropped.labels(reason=reason)
+        for reason in REFUSE_REASONS:
+            metrics.peers_refused.labels(reason=reason)
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -160,7 +171,25 @@ class PeerSet:
     def check_room(self) -> None:
         """Raise AtCapacity when max_peers are live."""
         if len(self._peers) >= self.max_peers:
-            raise AtCapacity(f"the server is at capacity ({self.max_peers} live peers)")
+            full = AtCapacity(f"the server is at capacity ({self.max_peers} live peers)")
+            self._refuse("capacity", full)
+
+    def check_client(self, remote: str, max_pending: int, max_peers: int, retry_s: float) -> None:
+        """Refuse (429) a client with max_pending offers still connecting, or max_peers peers."""
+        mine = [peer for peer in self._peers.values() if peer.remote == remote]
+        pending = sum(1 for peer in mine if peer.pc.connectionState != "connected")
+        if pending >= max_pending:
+            message = f"{pending} offers from {remote} are still connecting"
+            self._refuse("pending", TooManyRequests(message, retry_s))
+        if len(mine) >= max_peers:
+            message = f"{remote} already has {len(mine)} sessions (at most {max_peers} per client)"
+            self._refuse("per_client", TooManyRequests(message, retry_s))
+
+    def _refuse(self, reason: str, error: ServerError) -> None:
+        """Count a refused offer, then raise its error."""
+        self.refused[reason] += 1
+        self.metrics.peers_refused.labels(reason=reason).inc()
+        raise error
 
     def add(self, peer: Peer) -> None:
         """Admit a peer, or raise AtCapacity when max_peers are live."""

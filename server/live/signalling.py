@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..clients import client_address
 from ..config import ServerConfig
-from ..errors import AtCapacity, BadRequest, TooManyRequests, WarmingUp
+from ..errors import AtCapacity, BadRequest, WarmingUp
 from ..keys import CONFIG, METRICS, READY, STYLES
 from .budget import Budget
 from .control import LABEL, attach_control
@@ -27,7 +28,7 @@ from .ice import page_ice_servers, rtc_configuration
 from .keys import BATCHER, BUDGET, PEERS
 from .message_cap import cap_messages
 from .offers import read_offer
-from .peers import Peer, PeerSet
+from .peers import Peer
 from .rate import ControlRate
 from .rtp import install_latest_frame_queues, install_marker_jitter_buffers
 from .track import StylizedTrack
@@ -47,8 +48,10 @@ async def offer(request: web.Request) -> web.Response:
         raise AtCapacity("no style is loaded yet")
     if style not in registry:
         raise BadRequest(f"unknown style {style!r}")
-    remote = client_address(request, app[CONFIG].trusted_proxies)
-    check_pending(peers, remote, config)
+    remote = client_address(request, config.trusted_proxies)
+    peers.check_client(
+        remote, config.max_pending_per_client, config.max_peers_per_client, config.connect_timeout_s
+    )
     peers.check_room()  # before building a connection that would only be thrown away
     peer = Peer(RTCPeerConnection(rtc_configuration(config)), style, registry)
     peer.remote = remote
@@ -63,15 +66,6 @@ async def offer(request: web.Request) -> web.Response:
         raise BadRequest(f"unusable SDP offer: {exc}") from exc
     peer.spawn(drop_if_never_connected(app, peer), "connect-timeout")
     return web.json_response(answer)
-
-
-def check_pending(peers: PeerSet, remote: str, config: ServerConfig) -> None:
-    """Refuse a client that already has max_pending_per_client offers not yet connected (429)."""
-    pending = sum(1 for p in peers if p.remote == remote and p.pc.connectionState != "connected")
-    if pending >= config.max_pending_per_client:
-        raise TooManyRequests(
-            f"{pending} offers from {remote} are still connecting", config.connect_timeout_s
-        )
 
 
 async def negotiate(app: web.Application, peer: Peer, sdp: str) -> dict[str, Any]:
@@ -133,6 +127,9 @@ def wire_events(app: web.Application, peer: Peer) -> None:
     @pc.on("connectionstatechange")
     async def on_state() -> None:
         log.info("%s connection %s", peer.id, pc.connectionState)
+        if pc.connectionState == "connected" and not peer.watched:
+            peer.watched = True
+            peer.spawn(drop_if_no_video(app, peer), "video-watch")
         if pc.connectionState in ("failed", "closed"):
             await peers.remove(peer)
 
@@ -159,6 +156,16 @@ async def drop_if_never_connected(app: web.Application, peer: Peer) -> None:
     if peer.pc.connectionState != "connected":
         log.info("%s never connected; dropping it", peer.id)
         await asyncio.shield(app[PEERS].drop(peer, "never_connected"))
+
+
+async def drop_if_no_video(app: web.Application, peer: Peer) -> None:
+    """Remove a connected peer that sends no video for video_timeout_s (it would hog a slot)."""
+    timeout = app[CONFIG].video_timeout_s
+    peer.last_video = max(peer.last_video, time.monotonic())  # the clock starts at connect
+    while (idle := time.monotonic() - peer.last_video) < timeout:
+        await asyncio.sleep(timeout - idle)
+    log.info("%s sent no video for %g s; dropping it", peer.id, timeout)
+    await asyncio.shield(app[PEERS].drop(peer, "no_video"))
 
 
 def page_config(config: ServerConfig, budget: Budget) -> str:

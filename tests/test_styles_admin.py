@@ -159,3 +159,14 @@ async def test_download_is_a_zip_of_a_loadable_style_folder(client, models_dir, 
     copied = load_transformer(folder, "lite").state_dict()
     assert all(torch.equal(original[k], copied[k]) for k in original)
     assert (await client.get("/api/styles/nope/download", headers=AUTH)).status == 404
+
+
+async def test_patch_bodies_get_the_json_depth_guard(client):
+    headers = AUTH | {"Content-Type": "application/json"}
+    for body in (b"[" * 4000, b'{"display_name": ' + b"[" * 3000, b"\xff\xfe{}"):
+        response = await client.patch("/api/styles/alpha", data=body, headers=headers)
+        assert response.status == 400 and "JSON" in (await response.json())["error"]
+    response = await client.patch("/api/styles/alpha", data=b" " * 5000, headers=headers)
+    assert response.status == 413  # over the PATCH cap, refused before parsing
+    response = await client.patch("/api/styles/alpha", json={"display_name": "A"}, headers=AUTH)
+    assert response.status == 200

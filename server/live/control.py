@@ -11,6 +11,7 @@ from typing import Any
 from aiortc import RTCDataChannel
 
 from ..errors import BadRequest
+from ..json_body import parse_json
 from ..services import StyleCatalog
 from .peers import Message, Peer
 from .rate import ControlRate, Verdict
@@ -66,10 +67,7 @@ def handle_message(peer: Peer, registry: StyleCatalog, raw: Any) -> None:
 
 def parse_request(raw: Any, registry: StyleCatalog) -> tuple[str | None, float | None]:
     """Validate a control message; returns (style or None, strength or None)."""
-    try:
-        message = json.loads(raw)
-    except (TypeError, ValueError, RecursionError):  # RecursionError: nesting bombs
-        raise BadRequest("control messages must be JSON objects") from None
+    message = parse_json(raw, "control messages")
     if not isinstance(message, dict) or not ({"style", "strength"} & message.keys()):
         raise BadRequest('expected a JSON object with "style" and/or "strength"')
     style, strength = message.get("style"), message.get("strength")

@@ -1,21 +1,20 @@
 """Reading and vetting a POST /offer body before aiortc sees any of it.
 
 Cheap checks first: content type (a cross-site form cannot send JSON), body cap and read
-timeout, JSON (depth bombs included), then the SDP's size in m-lines and candidates,
-and the --ice-allow networks its candidates must be in.
+timeout, JSON (depth bombs included: server/json_body.py), then the SDP's size in m-lines
+and candidates, and the --ice-allow networks its candidates must be in.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import json
 from typing import Any
 
-from aiohttp import StreamReader, web
+from aiohttp import web
 
 from ..config import ServerConfig
-from ..errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMedia
+from ..errors import BadRequest, UnsupportedMedia
+from ..json_body import read_json
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -24,41 +23,9 @@ async def read_offer(request: web.Request, config: ServerConfig) -> tuple[str, s
     """Parse and vet the body `{"sdp", "type": "offer", "style"?}`; returns (sdp, style)."""
     if request.content_type != "application/json":
         raise UnsupportedMedia("POST /offer takes Content-Type: application/json")
-    body = await read_body(request, config.max_offer_bytes, config.body_timeout_s)
-    sdp, style = offer_fields(parse_json(body))
+    body = await read_json(request, config.max_offer_bytes, config.body_timeout_s)
+    sdp, style = offer_fields(body)
     return vet_sdp(sdp, config), style
-
-
-async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
-    """The request body, at most `limit` bytes (413) within `timeout_s` (408)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the body is over {limit} bytes")
-    try:
-        async with asyncio.timeout(timeout_s):
-            body = await read_at_most(request.content, limit + 1)
-    except TimeoutError:
-        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
-    if len(body) > limit:
-        raise PayloadTooLarge(f"the body is over {limit} bytes")
-    return body
-
-
-async def read_at_most(stream: StreamReader, size: int) -> bytes:
-    """Up to `size` bytes of a stream (fewer only at its end)."""
-    chunks: list[bytes] = []
-    left = size
-    while left > 0 and (chunk := await stream.read(left)):
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def parse_json(body: bytes | str) -> Any:
-    """JSON, or BadRequest for anything else (invalid text, nesting too deep for Python)."""
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise BadRequest("the body must be JSON") from None
 
 
 def offer_fields(body: Any) -> tuple[str, str | None]:

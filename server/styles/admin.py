@@ -13,6 +13,8 @@ from stylefusion.style_folder import read_meta
 
 from ..auth import AdminGuard
 from ..errors import BadRequest, Conflict
+from ..json_body import read_json
+from ..keys import CONFIG
 from ..services import JobLedger
 from .api import style_entry
 from .files import (
@@ -111,12 +113,7 @@ class StyleAdmin:
 
 async def read_changes(request: web.Request) -> dict[str, Any]:
     """The PATCH body: a JSON object with "display_name" (text) and/or "hidden" (bool)."""
-    if request.content_length is not None and request.content_length > MAX_PATCH_BYTES:
-        raise BadRequest("the body is too large")
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON") from None
+    body = await read_json(request, MAX_PATCH_BYTES, request.app[CONFIG].body_timeout_s)
     if not isinstance(body, dict) or not ({"display_name", "hidden"} & body.keys()):
         raise BadRequest('expected a JSON object with "display_name" and/or "hidden"')
     if "hidden" in body and not isinstance(body["hidden"], bool):

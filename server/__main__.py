@@ -93,35 +93,48 @@ def build_parser() -> argparse.ArgumentParser:
 def add_job_limits(p: argparse.ArgumentParser) -> None:
     """Options of the admin jobs' limits (defaults from ServerConfig)."""
     d = ServerConfig()
-    p.add_argument(
-        "--max-clip-seconds", type=float, default=d.max_clip_seconds, help="longest clip job"
+    add_table(
+        p,
+        [
+            ("--max-clip-seconds", d.max_clip_seconds, "longest clip job"),
+            ("--max-clip-pixels", d.max_clip_pixels, "largest clip frame"),
+            (
+                "--probe-memory-mb",
+                d.probe_memory_mb,
+                "address-space cap of the child process that probes a clip upload",
+            ),
+            ("--max-render-size", d.max_render_size, "render side"),
+            ("--max-render-iterations", d.max_render_iterations, "render steps"),
+            ("--max-train-size", d.max_train_size, "training crop"),
+            ("--max-train-batch", d.max_train_batch, "training batch size"),
+            ("--max-train-steps", d.max_train_steps, "training step budget"),
+            ("--max-train-seconds", d.max_train_seconds, "training seconds budget"),
+            ("--max-queued-jobs", d.max_queued_jobs, "jobs waiting to run, in all (429 beyond)"),
+            (
+                "--max-queued-jobs-per-client",
+                d.max_queued_jobs_per_client,
+                "jobs of one client address waiting to run (429 beyond)",
+            ),
+            (
+                "--job-retention-days",
+                d.job_retention_days,
+                "ended jobs and their files are removed after this many days",
+            ),
+            (
+                "--min-free-disk-mb",
+                d.min_free_disk_mb,
+                "refuse uploads (507) when the data dir has less free space",
+            ),
+        ],
     )
-    p.add_argument(
-        "--max-clip-pixels", type=int, default=d.max_clip_pixels, help="largest clip frame"
-    )
-    p.add_argument(
-        "--probe-memory-mb",
-        type=int,
-        default=d.probe_memory_mb,
-        help="address-space cap of the child process that probes a clip upload",
-    )
-    p.add_argument("--max-render-size", type=int, default=d.max_render_size, help="render side")
-    p.add_argument(
-        "--max-render-iterations", type=int, default=d.max_render_iterations, help="render steps"
-    )
-    p.add_argument("--max-train-size", type=int, default=d.max_train_size, help="training crop")
-    p.add_argument(
-        "--job-retention-days",
-        type=float,
-        default=d.job_retention_days,
-        help="ended jobs and their files are removed after this many days",
-    )
-    p.add_argument(
-        "--min-free-disk-mb",
-        type=int,
-        default=d.min_free_disk_mb,
-        help="refuse uploads (507) when the data dir has less free space",
-    )
+
+
+def add_table(p: argparse.ArgumentParser, rows: list[tuple[str, float, str]]) -> None:
+    """Options from (flag, default, help) rows; each takes the type of its default."""
+    for flag, default, text in rows:
+        p.add_argument(
+            flag, type=type(default), default=default, help=f"{text}; default %(default)s"
+        )
 
 
 def add_security_options(p: argparse.ArgumentParser) -> None:
@@ -192,10 +205,7 @@ def add_limit_options(p: argparse.ArgumentParser) -> None:
         ("--admin-failures", d.admin_failures, "wrong admin tokens per window before 429"),
         ("--admin-failure-window", d.admin_failure_window_s, "that window in seconds"),
     ]
-    for flag, default, text in limits:
-        p.add_argument(
-            flag, type=type(default), default=default, help=f"{text}; default %(default)s"
-        )
+    add_table(p, limits)
 
 
 def cidr(text: str) -> str:
@@ -230,6 +240,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_render_size=args.max_render_size,
         max_render_iterations=args.max_render_iterations,
         max_train_size=args.max_train_size,
+        max_train_batch=args.max_train_batch,
+        max_train_steps=args.max_train_steps,
+        max_train_seconds=args.max_train_seconds,
+        max_queued_jobs=args.max_queued_jobs,
+        max_queued_jobs_per_client=args.max_queued_jobs_per_client,
         job_retention_days=args.job_retention_days,
         min_free_disk_mb=args.min_free_disk_mb,
         marker_bit=not args.no_marker_bit,

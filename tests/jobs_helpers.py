@@ -54,6 +54,25 @@ def jobs_app(config: ServerConfig, checkpoint_every_s: float | None = None) -> w
     return app
 
 
+class HeldRunner:
+    """A job runner that never starts a job: what is queued stays queued (a busy worker)."""
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
+
+    def wake(self) -> None:
+        """Jobs are not run."""
+
+
+def hold_queue(app: web.Application) -> web.Application:
+    """Keep an app's jobs queued (call before it starts)."""
+    app[JOB_RUNNER] = HeldRunner()  # type: ignore[assignment]
+    return app
+
+
 def tune_worker(app: web.Application, **changes: Any) -> None:
     """Change the worker settings of an app that has not started yet."""
     runner = app[JOB_RUNNER]

@@ -17,6 +17,7 @@ from stylefusion.errors import InvalidInput
 from stylefusion.images import is_image_file
 from stylefusion.style_folder import resolve_style
 
+from ..clients import client_address
 from ..config import ServerConfig
 from ..errors import Conflict, InsufficientStorage, NotFound, Unprocessable
 from .params import (
@@ -29,6 +30,7 @@ from .params import (
     title_of,
     to_json,
 )
+from .queue import QueueLimits
 from .store import Job, JobStore
 from .uploads import UploadedForm, UploadLimits, probe_clip, probe_image, read_form
 
@@ -38,6 +40,7 @@ PREVIEW_FILE = "preview.jpg"
 FORM_SLACK = 64 * 1024  # multipart headers and plain fields on top of the files
 PROBES_AT_ONCE = 2  # clip probes (child processes) running at once; more uploads wait their turn
 MAX_CONTENT_UPLOAD = 8  # training photos per request, counted in images' byte limits
+MAX_PAGE = 200  # jobs per page of GET /api/jobs (also the page the admin page shows)
 
 
 def job_view(job: Job, history: list[dict[str, float]] | None = None) -> dict[str, Any]:
@@ -67,6 +70,19 @@ def job_view(job: Job, history: list[dict[str, float]] | None = None) -> dict[st
     return view
 
 
+def page_limit(raw: str | None) -> int:
+    """The `limit` of a job-list page: 1..MAX_PAGE, MAX_PAGE if not given; else 422."""
+    if raw is None:
+        return MAX_PAGE
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_PAGE:
+        raise Unprocessable(f"'limit' must be a whole number from 1 to {MAX_PAGE}")
+    return limit
+
+
 def _has_photos(folder: Path | None) -> bool:
     """Whether a folder (recursively) holds at least one image file."""
     if folder is None or not folder.is_dir():
@@ -85,14 +101,29 @@ class JobsApi:
         self.models_dir = Path(config.models_dir)
         self.content_dir = content_dir
         self.limits = UploadLimits.from_config(config)
+        self.queue_limits = QueueLimits(config.max_queued_jobs, config.max_queued_jobs_per_client)
         self.default_variant = variant
         self.on_submit: Callable[[], None] = lambda: None
         self._probes = threading.BoundedSemaphore(PROBES_AT_ONCE)
 
     async def list_jobs(self, request: web.Request) -> web.Response:
-        """GET /api/jobs: the newest jobs first."""
-        jobs = await asyncio.to_thread(self.store.list)
-        return web.json_response([job_view(j) for j in jobs])  # CONTRACT: a list of jobs
+        """GET /api/jobs[?before=<job id or time>&limit=N]: a page of jobs, newest first.
+
+        The list stays a plain JSON list (CONTRACT); a `Link: <...>; rel="next"` header
+        names the next page while there is one.
+        """
+        limit = page_limit(request.query.get("limit"))
+        before = request.query.get("before")
+        try:  # one more than asked for: is there a next page?
+            jobs = await asyncio.to_thread(self.store.list, limit + 1, before)
+        except ValueError:
+            message = "'before' must be the id of a job or a time (epoch seconds)"
+            raise Unprocessable(message) from None
+        headers = {}
+        if len(jobs) > limit:
+            jobs = jobs[:limit]
+            headers["Link"] = f'</api/jobs?before={jobs[-1].id}&limit={limit}>; rel="next"'
+        return web.json_response([job_view(j) for j in jobs], headers=headers)
 
     async def get_job(self, request: web.Request) -> web.Response:
         """GET /api/jobs/{id}: one job, with its loss history."""
@@ -174,6 +205,8 @@ class JobsApi:
         max_total = sum(file_limits.values()) + FORM_SLACK
         if cls is TrainParams:  # content photos may come as many files
             max_total += self.limits.image_bytes * MAX_CONTENT_UPLOAD
+        client = client_address(request, self.config.trusted_proxies)
+        await asyncio.to_thread(self.store.check_queue, client, self.queue_limits)  # 429 early
         await asyncio.to_thread(self._check_disk, request.content_length or 0)
         checked: list[P] = []
 
@@ -185,7 +218,7 @@ class JobsApi:
         try:
             form = await read_form(request, folder, file_limits, max_total, check_fields)
             params = await asyncio.to_thread(add_files, checked[0], form, folder)
-            await asyncio.to_thread(self.store.create, params, job_id)
+            await asyncio.to_thread(self.store.create, params, job_id, client, self.queue_limits)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
@@ -228,7 +261,13 @@ class JobsApi:
                 ("iterations", params.iterations, config.max_render_iterations),
             ]
         if isinstance(params, TrainParams):
-            return [("size", params.size, config.max_train_size)]
+            caps = [
+                ("size", params.size, config.max_train_size),
+                ("batch_size", params.batch_size, config.max_train_batch),
+                ("steps", params.steps, config.max_train_steps),
+                ("seconds", params.seconds, config.max_train_seconds),
+            ]
+            return [(name, value, limit) for name, value, limit in caps if value is not None]
         return []
 
     def _video_files(self, params: VideoParams, form: UploadedForm, folder: Path) -> VideoParams:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .params import JobParams, from_json, to_json
+from .queue import QueueLimits, page_start, refuse_if_full
 
 DB_FILE = "jobs.sqlite3"
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -47,6 +48,8 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_job ON history (job_id, step);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# columns added after the first release: (name, declaration), added to older databases
+_ADDED_COLUMNS = (("client", "TEXT"),)  # who queued the job (per-client queue limit)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,10 @@ class JobStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            have = {r["name"] for r in db.execute("PRAGMA table_info(jobs)").fetchall()}
+            for name, declaration in _ADDED_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -128,15 +135,34 @@ class JobStore:
         """A fresh, unguessable job id (also the job folder's name)."""
         return secrets.token_hex(8)
 
-    def create(self, params: JobParams, job_id: str | None = None) -> Job:
-        """Queue a job; its kind is the kind of its params."""
+    def create(
+        self,
+        params: JobParams,
+        job_id: str | None = None,
+        client: str | None = None,
+        limits: QueueLimits | None = None,
+    ) -> Job:
+        """Queue a job; its kind is the kind of its params. Over `limits`: TooManyRequests."""
         job_id = job_id or self.new_id()
         with self._connect() as db:
-            db.execute(
-                "INSERT INTO jobs (id, kind, params, created) VALUES (?, ?, ?, ?)",
-                (job_id, params.kind, json.dumps(to_json(params)), time.time()),
-            )
+            db.execute("BEGIN IMMEDIATE")  # the count and the insert as one step
+            try:
+                if limits is not None:
+                    refuse_if_full(db, client, limits)
+                db.execute(
+                    "INSERT INTO jobs (id, kind, params, created, client) VALUES (?, ?, ?, ?, ?)",
+                    (job_id, params.kind, json.dumps(to_json(params)), time.time(), client),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return self.get(job_id)
+
+    def check_queue(self, client: str | None, limits: QueueLimits) -> None:
+        """TooManyRequests if a job of `client` would not fit in the queue now."""
+        with self._connect() as db:
+            refuse_if_full(db, client, limits)
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
@@ -144,11 +170,17 @@ class JobStore:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Job.from_row(row) if row else None
 
-    def list(self, limit: int = 200) -> list[Job]:
-        """The newest jobs first."""
+    def list(self, limit: int = 200, before: str | None = None) -> list[Job]:
+        """The newest jobs first; with `before` (a job id, or a time), those older than it.
+
+        Raises ValueError for a `before` that is neither a job id here nor a number.
+        """
         with self._connect() as db:
+            created, job_id = page_start(db, before)
             rows = db.execute(
-                "SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)
+                "SELECT * FROM jobs WHERE created < ? OR (created = ? AND id < ?)"
+                " ORDER BY created DESC, id DESC LIMIT ?",
+                (created, created, job_id, limit),
             ).fetchall()
         return [Job.from_row(r) for r in rows]
 

@@ -19,10 +19,19 @@ class TransformerConfig:
     channels: tuple[int, int, int] = (32, 64, 128)
     residual_blocks: int = 5
     edge_kernel: int = 9  # kernel of the first and last convolution
+    styles: int = 0  # 0: one style, affine instance norms; N: conditional norms, a table of N
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the network takes per-sample norms (a multi-style network)."""
+        return self.styles > 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as stored in meta.json."""
-        return {**asdict(self), "channels": list(self.channels)}
+        """JSON-ready form, as stored in meta.json (single-style entries as they always were)."""
+        data = {**asdict(self), "channels": list(self.channels)}
+        if not self.styles:
+            del data["styles"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
@@ -35,9 +44,17 @@ class TransformerConfig:
                 channels=channels,  # type: ignore[arg-type]
                 residual_blocks=int(data["residual_blocks"]),
                 edge_kernel=int(data.get("edge_kernel", 9)),
+                styles=_non_negative(data.get("styles", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StyleFormatError(f"bad architecture config {data!r}: {exc}") from exc
+
+
+def _non_negative(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("styles must be 0 or more")
+    return number
 
 
 VARIANTS: dict[str, TransformerConfig] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from .fsutil import atomic_write
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+EMA_BETA = 0.9  # smoothing of the reported final losses and of the spike guard's baseline
+SPIKE_WARMUP = 20  # steps before the spike guard compares against the running average
 
 
 @dataclass
@@ -26,6 +29,19 @@ class TrainState:
     skipped: int = 0
     ema: dict[str, float] = field(default_factory=dict)
     ema_count: int = 0
+
+    def is_spike(self, loss: float, factor: float) -> bool:
+        """Non-finite, or more than `factor` times the running average once it has settled."""
+        if not math.isfinite(loss):
+            return True
+        return self.ema_count >= SPIKE_WARMUP and loss > factor * self.ema["loss"]
+
+    def update_ema(self, values: dict[str, float]) -> None:
+        """Fold one step's values into the running averages."""
+        for key, value in values.items():
+            old = self.ema.get(key, value)
+            self.ema[key] = EMA_BETA * old + (1 - EMA_BETA) * value
+        self.ema_count += 1
 
 
 def save_checkpoint(

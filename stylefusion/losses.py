@@ -8,8 +8,12 @@ import torch
 import torch.nn.functional as F
 
 
-def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between two feature maps."""
+def content_loss(
+    features: torch.Tensor, target: torch.Tensor, per_sample: bool = False
+) -> torch.Tensor:
+    """Mean squared error between two feature maps; per_sample: one value per batch item."""
+    if per_sample:
+        return (features - target).square().flatten(1).mean(1)  # (B,)
     return F.mse_loss(features, target)
 
 
@@ -24,13 +28,19 @@ def style_loss(
     features: Mapping[str, torch.Tensor],
     target_grams: Mapping[str, torch.Tensor],
     layer_weights: Mapping[str, float] | None = None,
+    per_sample: bool = False,
 ) -> torch.Tensor:
-    """Sum over layers of the MSE between Gram matrices; targets broadcast over the batch."""
+    """Sum over layers of the MSE between Gram matrices; targets (1 or B, C, C) broadcast over
+    the batch; per_sample: one value per batch item."""
     total = torch.zeros((), device=next(iter(features.values())).device)
     for name, target in target_grams.items():
         gram = gram_matrix(features[name])
         weight = 1.0 if layer_weights is None else layer_weights[name]
-        total = total + weight * F.mse_loss(gram, target.expand_as(gram))
+        if per_sample:
+            term = (gram - target.expand_as(gram)).square().flatten(1).mean(1)  # (B,)
+        else:
+            term = F.mse_loss(gram, target.expand_as(gram))
+        total = total + weight * term
     return total
 
 

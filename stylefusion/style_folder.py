@@ -1,4 +1,11 @@
-"""Style folders: meta.json + full/lite safetensors + style.jpg, read and written safely."""
+"""Style folders: meta.json + full/lite safetensors + style.jpg, read and written safely.
+
+A variant is either a single-style network, `<variant>.safetensors`, or a style of a
+multi-style network: its own norms, `<variant>.norms.safetensors` (a (P,) float32 tensor
+"norms", a few KB), and its meta.json entry naming the shared backbone ("backbone": id) and the
+multi-style architecture. The backbone is found in the models dir's `.backbones/<id>/`, else in
+the folder's own `<variant>.backbone.safetensors` copy (see backbone.py).
+"""
 
 from __future__ import annotations
 
@@ -15,13 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from .backbone import (
+    BackboneCache,
+    SharedStyle,
+    bundled_backbone_file,
+    find_backbone,
+    load_shared,
+    norms_file,
+    read_tensors,
+)
 from .errors import InvalidInput, StyleFormatError, StyleNotFound
 from .fsutil import atomic_write, atomic_write_text
 from .images import read_rgb, resize_longest, save_image
-from .transformer_net import VARIANTS, TransformerConfig, TransformerNet
+from .transformer_net import VARIANTS, TransformerConfig, TransformerNet, fold_norms
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +70,11 @@ class StyleInfo:
     def config(self, variant: str) -> TransformerConfig:
         """Architecture of one variant, as recorded in meta.json."""
         return TransformerConfig.from_dict(self.meta["variants"][variant]["architecture"])
+
+    def backbone_id(self, variant: str) -> str | None:
+        """The shared backbone a multi-style variant needs; None for a single-style network."""
+        value = self.meta["variants"][variant].get("backbone")
+        return str(value) if value is not None else None
 
 
 def validate_name(name: str) -> str:
@@ -95,9 +115,7 @@ def read_style(folder: Path) -> StyleInfo:
     """Validate a style folder's metadata and list the variants whose weights are present."""
     folder = Path(folder)
     meta = read_meta(folder)
-    variants = tuple(
-        v for v in VARIANTS if v in meta["variants"] and (folder / weights_file(v)).is_file()
-    )
+    variants = tuple(v for v in VARIANTS if _variant_present(folder, v, meta))
     if not variants:
         raise StyleFormatError(f"{folder} holds no full or lite weights")
     return StyleInfo(
@@ -107,6 +125,18 @@ def read_style(folder: Path) -> StyleInfo:
         variants=variants,
         meta=meta,
     )
+
+
+def _variant_present(folder: Path, variant: str, meta: dict[str, Any]) -> bool:
+    """A variant counts when meta.json describes it and its files are all there."""
+    entry = meta["variants"].get(variant)
+    if not isinstance(entry, dict):
+        return False
+    backbone = entry.get("backbone")
+    if backbone is None:
+        return (folder / weights_file(variant)).is_file()
+    found = find_backbone(folder, variant, str(backbone))
+    return (folder / norms_file(variant)).is_file() and found is not None
 
 
 def list_styles(models_dir: Path) -> list[StyleInfo]:
@@ -160,18 +190,22 @@ def pick_variant(info: StyleInfo, wanted: str | None, preferred: str) -> str:
     return preferred if preferred in info.variants else info.variants[0]
 
 
-def load_transformer(folder: Path, variant: str) -> TransformerNet:
-    """Build the recorded architecture and load its safetensors weights (float32, CPU, eval)."""
+def load_transformer(
+    folder: Path, variant: str, cache: BackboneCache | None = None
+) -> TransformerNet:
+    """Build the recorded architecture and load its safetensors weights (float32, CPU, eval).
+
+    A style of a multi-style network comes back as the single-style network it amounts to
+    (its norms folded into affine ones); load_shared_style gives the shared form."""
     info = read_style(folder)
     if variant not in info.variants:
         raise StyleNotFound(f"style {info.name!r} has no {variant!r} weights")
+    if info.backbone_id(variant) is not None:
+        shared = load_shared_style(folder, variant, cache)
+        return fold_norms(shared.model, shared.norms).eval()
     model = TransformerNet(info.config(variant))
     path = Path(folder) / weights_file(variant)
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise StyleFormatError(f"{path} is not a safetensors file: {exc}") from exc
-    state = {k: v.float() for k, v in state.items()}
+    state = {k: v.float() for k, v in read_tensors(path).items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -180,6 +214,34 @@ def load_transformer(folder: Path, variant: str) -> TransformerNet:
             f"{path} does not match the architecture in meta.json: {first}"
         ) from None
     return model.eval()
+
+
+def load_shared_style(
+    folder: Path, variant: str, cache: BackboneCache | None = None
+) -> SharedStyle:
+    """A multi-style variant: its backbone (loaded once per cache) and its own norms."""
+    info = read_style(folder)
+    backbone_id = info.backbone_id(variant) if variant in info.variants else None
+    if backbone_id is None:
+        raise StyleNotFound(f"style {info.name!r} has no multi-style {variant!r} variant")
+    return load_shared(info.path, variant, backbone_id, info.config(variant), cache)
+
+
+def style_files(folder: Path) -> list[tuple[str, Path]]:
+    """(name in the folder, file) of everything a copy or zip of a style must hold, a
+    multi-style variant's backbone included (as its bundled copy)."""
+    info = read_style(folder)
+    files = [(n, info.path / n) for n in (META_FILE, STYLE_IMAGE) if (info.path / n).is_file()]
+    for variant in info.variants:
+        backbone_id = info.backbone_id(variant)
+        if backbone_id is None:
+            files.append((weights_file(variant), info.path / weights_file(variant)))
+            continue
+        files.append((norms_file(variant), info.path / norms_file(variant)))
+        backbone = find_backbone(info.path, variant, backbone_id)
+        if backbone is not None:
+            files.append((bundled_backbone_file(variant), backbone))
+    return files
 
 
 def file_sha256(path: Path) -> str:
@@ -211,6 +273,44 @@ def save_transformer(
                             style_image, dtype)  # fmt: skip
 
 
+def save_shared_style(
+    folder: Path,
+    variant: str,
+    model: TransformerNet,
+    norms: torch.Tensor,
+    backbone_id: str,
+    *,
+    name: str,
+    display_name: str | None = None,
+    training: dict[str, Any] | None = None,
+    losses: dict[str, float] | None = None,
+    style_image: Path | None = None,
+    bundle: Path | None = None,
+) -> StyleInfo:
+    """Write one multi-style variant: its (P,) norms and a meta.json entry naming the backbone
+    (already stored with backbone.write_backbone); `bundle`: a backbone file to copy in too."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if norms.shape != (model.norm_size,):
+        raise ValueError(f"norms must have shape ({model.norm_size},), not {tuple(norms.shape)}")
+    entry = {
+        "architecture": model.config.to_dict(),
+        "backbone": backbone_id,
+        "dtype": "float32",
+        "training": training or {},
+        "losses": losses or {},
+    }
+    tensors = {"norms": norms.detach().to("cpu", torch.float32).contiguous()}
+    file_meta = {"format_version": str(FORMAT_VERSION), "variant": variant, "backbone": backbone_id}
+    with _locked(folder):
+        if bundle is not None:
+            data = Path(bundle).read_bytes()
+            atomic_write(folder / bundled_backbone_file(variant), lambda p: p.write_bytes(data))
+        atomic_write(folder / norms_file(variant), lambda p: save_file(tensors, str(p), file_meta))
+        (folder / weights_file(variant)).unlink(missing_ok=True)  # the variant's one form
+        return _write_entry(folder, variant, entry, name, display_name, style_image)
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold the folder's lock: trainings of two variants of one style may finish together,
@@ -235,15 +335,7 @@ def _add_variant(
     dtype: torch.dtype,
 ) -> StyleInfo:
     """save_transformer's work, under the folder's lock."""
-    try:
-        meta = read_meta(folder)
-    except StyleFormatError:
-        meta = {"format_version": FORMAT_VERSION, "name": name, "variants": {}}
-    meta.update(name=name, display_name=display_name or meta.get("display_name") or name)
-    if style_image is not None:
-        _write_style_image(Path(style_image), folder / STYLE_IMAGE)
-        meta["style_image_sha256"] = file_sha256(Path(style_image))
-    meta["variants"][variant] = {
+    entry = {
         "architecture": model.config.to_dict(),
         "dtype": str(dtype).removeprefix("torch."),
         "training": training or {},
@@ -252,6 +344,29 @@ def _add_variant(
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     file_meta = {"format_version": str(FORMAT_VERSION), "variant": variant}
     atomic_write(folder / weights_file(variant), lambda p: save_file(state, str(p), file_meta))
+    for stale in (norms_file(variant), bundled_backbone_file(variant)):
+        (folder / stale).unlink(missing_ok=True)  # the variant's one form
+    return _write_entry(folder, variant, entry, name, display_name, style_image)
+
+
+def _write_entry(
+    folder: Path,
+    variant: str,
+    entry: dict[str, Any],
+    name: str,
+    display_name: str | None,
+    style_image: Path | None,
+) -> StyleInfo:
+    """Record a variant's entry (and the style image) in meta.json; other variants are kept."""
+    try:
+        meta = read_meta(folder)
+    except StyleFormatError:
+        meta = {"format_version": FORMAT_VERSION, "name": name, "variants": {}}
+    meta.update(name=name, display_name=display_name or meta.get("display_name") or name)
+    if style_image is not None:
+        _write_style_image(Path(style_image), folder / STYLE_IMAGE)
+        meta["style_image_sha256"] = file_sha256(Path(style_image))
+    meta["variants"][variant] = entry
     write_meta(folder, meta)
     return read_style(folder)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from .architecture import VARIANTS, TransformerConfig
 from .errors import InvalidInput, StyleFormatError
 
 DEFAULT_STEPS = 2000
+OBJECTIVES = ("perceptual", "distill")
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class TrainConfig:
     checkpoint_path: Path | None = None  # default output_dir/.checkpoints/{name}-{variant}.pt
     display_name: str | None = None
     command: str | None = None  # the command line, recorded in meta.json
-    mixed_precision: bool | None = None  # bf16 loss network; default: on CUDA only
+    mixed_precision: bool | None = None  # bf16 loss network; default: where bf16 is native
     spike_factor: float = 5.0  # skip a step whose loss exceeds this times the running average
     max_images: int = 5000  # content images held in memory (a seeded subset of larger folders)
 
@@ -70,6 +72,132 @@ class TrainResult:
     losses: dict[str, float]
 
 
+@dataclass(frozen=True)
+class StyleSource:
+    """One style of a multi-style run: its name, painting, and optionally where its norms start
+    (a style folder: a single-style network's affine norms, or a multi-style style's own)."""
+
+    name: str
+    style_image: Path
+    display_name: str | None = None
+    init_from: Path | None = None
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """The temporal term: a random small affine motion of each crop, its flow known exactly.
+
+    Loss: mean over valid pixels of (T(warp(x) + noise) - warp(T(x)))^2: the output must move
+    with the input (no flicker in video) and ignore small input noise (Gupta et al. 2017)."""
+
+    weight: float = 0.0  # 0: off
+    max_shift: float = 4.0  # pixels
+    max_degrees: float = 2.0
+    max_zoom: float = 0.03  # relative
+    noise_std: float = 0.02  # input noise, in [0, 1] units; 0: no noise
+
+
+@dataclass(frozen=True)
+class MultiStyleConfig:
+    """One network for several styles (conditional instance norms), and how to train it."""
+
+    styles: tuple[StyleSource, ...]
+    content_dir: Path
+    output_dir: Path = Path("models")
+    variant: str = "lite"  # the architecture's name, and the variant the styles are written as
+    architecture: TransformerConfig | None = None  # overrides the variant's (styles filled in)
+    steps: int | None = None  # default DEFAULT_STEPS when seconds is not given either
+    seconds: float | None = None
+    size: int = 128
+    batch_size: int = 4
+    style_weight: float = 5.0
+    content_weight: float = 1.0
+    tv_weight: float = 1000.0
+    motion: MotionConfig = MotionConfig()
+    lr: float = 1e-3
+    lr_final: float = 1e-4
+    norms_lr_scale: float = 1.0  # the norms' learning rate relative to the convolutions'
+    init_backbone: Path | None = None  # a style folder whose convolutions start the shared ones
+    backbone: str | None = None  # a stored backbone (id) to start from instead
+    freeze_backbone: bool = False  # fit only the styles' norms (a backbone must be given)
+    device: str = "auto"
+    resume: bool = False
+    seed: int = 0
+    checkpoint_every_s: float = 60.0
+    checkpoint_path: Path | None = None  # default output_dir/.checkpoints/multistyle.pt
+    snapshot_every: int = 0  # steps between style-folder snapshots in snapshot_dir; 0: none
+    snapshot_dir: Path | None = None
+    preview_every: int = 100  # 0: no previews
+    threads: int | None = None
+    overwrite: bool = False
+    style_size: int = 512
+    mixed_precision: bool | None = None  # bf16 loss network; default: where bf16 is native
+    # channels-last loss network: ~20% faster steps on a CPU, but oneDNN's channels-last
+    # kernels are not bit-reproducible, so a resumed run then matches only to rounding
+    channels_last: bool = False
+    spike_factor: float = 5.0
+    max_images: int = 5000
+    command: str | None = None
+    notes: tuple[tuple[str, str], ...] = ()  # (setting, why) recorded in every meta.json
+    # "perceptual": the VGG loss against each painting; "distill": match each style's init_from
+    # network pixel for pixel (no loss network: ~10x cheaper steps; a trained multi-style start)
+    objective: str = "perceptual"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        """Where this run's training checkpoint lives."""
+        return Path(self.checkpoint_path or self.output_dir / ".checkpoints" / "multistyle.pt")
+
+    @property
+    def total_steps(self) -> int | None:
+        """The step budget, or None for a seconds budget."""
+        if self.seconds is not None:
+            return None
+        return self.steps if self.steps is not None else DEFAULT_STEPS
+
+    @property
+    def network(self) -> TransformerConfig:
+        """The multi-style architecture: the variant's (or the override), one row per style."""
+        base = self.architecture or VARIANTS.get(self.variant, VARIANTS["lite"])
+        return dataclasses.replace(base, styles=len(self.styles))
+
+
+def validate_multistyle(config: MultiStyleConfig) -> None:
+    """Fail with InvalidInput before any work if the config cannot make its styles."""
+    from .style_folder import validate_name  # loads torch: this module stays light for --help
+
+    names = [s.name for s in config.styles]
+    for name in names:
+        validate_name(name)
+    if not names or len(set(names)) != len(names):
+        raise InvalidInput(f"give one or more styles with distinct names, not {names}")
+    _check_budget(config)
+    if config.variant not in VARIANTS:
+        raise InvalidInput(f"unknown variant {config.variant!r}")
+    if config.objective not in OBJECTIVES:
+        raise InvalidInput(f"objective must be one of {OBJECTIVES}, not {config.objective!r}")
+    if config.objective == "distill" and any(s.init_from is None for s in config.styles):
+        raise InvalidInput("distilling needs a network to match for every style (init_from)")
+    if config.freeze_backbone and config.backbone is None and config.init_backbone is None:
+        raise InvalidInput("freezing the backbone needs one to start from (backbone=)")
+    _check_numbers(config)
+    motion = config.motion
+    if min(motion.weight, motion.max_shift, motion.max_degrees, motion.max_zoom) < 0:
+        raise InvalidInput("invalid training settings: motion settings (not negative)")
+    if motion.noise_std < 0 or config.norms_lr_scale <= 0 or config.snapshot_every < 0:
+        raise InvalidInput("invalid training settings: noise, norms lr scale or snapshot interval")
+    for source in config.styles:
+        if not Path(source.style_image).is_file():
+            raise InvalidInput(f"style image {source.style_image} does not exist")
+    if not Path(config.content_dir).is_dir():
+        raise InvalidInput(f"content folder {config.content_dir} does not exist")
+    for name in names:
+        folder = Path(config.output_dir) / name
+        resuming = config.resume and config.checkpoint_file.is_file()
+        if folder.exists() and not (config.overwrite or resuming):
+            raise InvalidInput(f"style {name!r} exists in {config.output_dir}; use overwrite")
+
+
 def validate_config(config: TrainConfig) -> None:
     """Fail with InvalidInput before any work if the config cannot make a style."""
     check_train_settings(config)
@@ -85,12 +213,7 @@ def check_train_settings(config: TrainConfig) -> None:
     from .style_folder import validate_name  # loads torch: this module stays light for --help
 
     validate_name(config.name)
-    if config.steps is not None and config.seconds is not None:
-        raise InvalidInput("give a step budget or a seconds budget, not both")
-    if config.steps is not None and config.steps < 1:
-        raise InvalidInput(f"steps must be at least 1, not {config.steps}")
-    if config.seconds is not None and not config.seconds > 0:
-        raise InvalidInput(f"seconds must be positive, not {config.seconds}")
+    _check_budget(config)
     if config.architecture is None and config.variant not in VARIANTS:
         raise InvalidInput(
             f"unknown variant {config.variant!r}; choose one of {', '.join(VARIANTS)}"
@@ -98,7 +221,16 @@ def check_train_settings(config: TrainConfig) -> None:
     _check_numbers(config)
 
 
-def _check_numbers(config: TrainConfig) -> None:
+def _check_budget(config: TrainConfig | MultiStyleConfig) -> None:
+    if config.steps is not None and config.seconds is not None:
+        raise InvalidInput("give a step budget or a seconds budget, not both")
+    if config.steps is not None and config.steps < 1:
+        raise InvalidInput(f"steps must be at least 1, not {config.steps}")
+    if config.seconds is not None and not config.seconds > 0:
+        raise InvalidInput(f"seconds must be positive, not {config.seconds}")
+
+
+def _check_numbers(config: TrainConfig | MultiStyleConfig) -> None:
     checks = {
         "size (at least 32)": config.size >= 32,
         "batch size (at least 1)": config.batch_size >= 1,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +14,13 @@ import torch
 
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .content import ContentImages
-from .devices import configure_cpu_threads, cpu_name, resolve_device
-from .errors import Cancelled
+from .devices import configure_cpu_threads, cpu_has_bf16, cpu_name, resolve_device
 from .images import read_rgb, to_tensor, to_uint8
 from .losses import content_loss, gram_matrix, style_loss, total_variation, weighted_terms
-from .progress import CancelFlag, Progress, ProgressCallback, check_cancel
+from .progress import CancelFlag, Progress, ProgressCallback
 from .style_folder import save_transformer
 from .train_config import TrainConfig, TrainResult, plain_value, validate_config
+from .train_loop import Session, learning_rate, progress_report, run_loop
 from .transformer_net import TransformerNet, build_transformer
 from .vgg import VGG19
 
@@ -30,31 +28,60 @@ log = logging.getLogger(__name__)
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-EMA_BETA = 0.9  # smoothing of the reported final losses and of the spike guard's baseline
-SPIKE_WARMUP = 20  # steps before the spike guard compares against the running average
 
 
 class PerceptualLoss:
     """Content (relu2_2) + style (Grams at relu1_2..relu4_3) + total variation, weighted."""
 
-    def __init__(self, vgg: VGG19, style_grams: dict[str, torch.Tensor], config: TrainConfig):
+    def __init__(
+        self,
+        vgg: VGG19,
+        style_grams: dict[str, torch.Tensor],
+        weights: tuple[float, float, float],
+        channels_last: bool = False,
+    ) -> None:
         self.vgg = vgg
-        self.style_grams = style_grams  # name -> (1, C, C)
-        self.config = config
+        self.style_grams = style_grams  # name -> (N, C, C): one Gram per style
+        self.weights = weights  # (content, style, tv)
+        self.channels_last = channels_last
         self.autocast: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
-    def __call__(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss terms for a stylized batch and its content batch, both (B, 3, H, W) in [0, 1]."""
+    def __call__(
+        self,
+        output: torch.Tensor,
+        content: torch.Tensor,
+        style_index: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Loss terms for a stylized batch and its content batch, both (B, 3, H, W) in [0, 1];
+        style_index (B,) picks each sample's style (default: the one style)."""
+        c, s = self.per_sample(output, content, style_index)
+        return weighted_terms(c.mean(), s.mean(), total_variation(output), self.weights)
+
+    def per_sample(
+        self, output: torch.Tensor, content: torch.Tensor, style_index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) content and (B,) style terms, each sample against its own style's Grams."""
+        if self.channels_last:
+            output = output.contiguous(memory_format=torch.channels_last)
+            content = content.contiguous(memory_format=torch.channels_last)
         with self.autocast:
             with torch.no_grad():
                 target = self.vgg(content, [CONTENT_LAYER])[CONTENT_LAYER]
             features = self.vgg(output, STYLE_LAYERS)
         features = {k: v.float() for k, v in features.items()}  # losses in fp32
-        c = content_loss(features[CONTENT_LAYER], target.float())
-        s = style_loss(features, self.style_grams)
-        tv = total_variation(output)
-        cfg = self.config
-        return weighted_terms(c, s, tv, (cfg.content_weight, cfg.style_weight, cfg.tv_weight))
+        grams = self.style_grams
+        if style_index is not None:
+            grams = {k: g[style_index] for k, g in grams.items()}  # (B, C, C)
+        c = content_loss(features[CONTENT_LAYER], target.float(), per_sample=True)
+        return c, style_loss(features, grams, per_sample=True)
+
+
+def use_bf16_loss(config_value: bool | None, device: torch.device) -> bool:
+    """Whether the VGG loss network runs under bf16 autocast: as asked, else where the device
+    computes bf16 natively (CUDA, or a CPU with AVX-512 BF16 / AMX)."""
+    if config_value is not None:
+        return config_value
+    return device.type == "cuda" or cpu_has_bf16()
 
 
 @dataclass
@@ -69,11 +96,7 @@ class _Run:
     data: ContentImages
     preview_input: torch.Tensor  # (1, 3, size, size) on device
     state: TrainState
-    started: float = field(default_factory=time.monotonic)
-    start_step: int = 0
-    start_elapsed: float = 0.0
-    last_checkpoint: float = field(default_factory=time.monotonic)
-    last: dict[str, float] = field(default_factory=dict)
+    session: Session = field(default_factory=Session)
 
 
 def train(
@@ -84,19 +107,12 @@ def train(
     """Train a fast-style transformer and write it (fp16) into output_dir/name."""
     validate_config(config)
     run = _setup(config)
-    while not _budget_spent(run):
-        try:
-            check_cancel(cancel)
-        except Cancelled:
-            _checkpoint(run)
-            log.info("training cancelled at step %d; checkpoint %s", run.state.step, _ckpt(run))
-            raise
-        _train_step(run)
-        if time.monotonic() - run.last_checkpoint >= config.checkpoint_every_s:
-            _checkpoint(run)
+
+    def report() -> None:
         if progress is not None:
             progress(_progress(run))
-    _checkpoint(run)
+
+    run_loop(config, run.state, lambda: _train_step(run), lambda: _checkpoint(run), report, cancel)
     return _finish(run)
 
 
@@ -109,15 +125,16 @@ def _setup(config: TrainConfig) -> _Run:
         torch.backends.cudnn.benchmark = True  # fixed crop size; exact resume is a CPU promise
     data = ContentImages(config.content_dir, config.size, config.max_images, config.seed)
     vgg = VGG19().to(device)
-    loss = PerceptualLoss(vgg, _style_grams(config, vgg), config)
-    if config.mixed_precision if config.mixed_precision is not None else device.type == "cuda":
+    weights = (config.content_weight, config.style_weight, config.tv_weight)
+    loss = PerceptualLoss(vgg, _style_grams(config, vgg), weights)
+    if use_bf16_loss(config.mixed_precision, device):
         loss.autocast = torch.autocast(device.type, dtype=torch.bfloat16)
     torch.manual_seed(config.seed)
     model = build_transformer(config.architecture or config.variant).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = _restore(config, model, optimizer)
     run = _Run(config, device, model, optimizer, loss, data, data.preview_image().to(device), state)
-    run.start_step, run.start_elapsed = state.step, state.elapsed_s
+    run.session = Session.resuming(state)
     return run
 
 
@@ -154,38 +171,18 @@ def _restore(
     return state
 
 
-def _budget_spent(run: _Run) -> bool:
-    total = run.config.total_steps
-    if total is not None:
-        return run.state.step >= total
-    return run.state.elapsed_s >= float(run.config.seconds or 0.0)
-
-
-def _budget_fraction(run: _Run) -> float:
-    total = run.config.total_steps
-    if total is not None:
-        return min(1.0, run.state.step / total)
-    return min(1.0, run.state.elapsed_s / float(run.config.seconds or 1.0))
-
-
-def _learning_rate(run: _Run) -> float:
-    """Exponential decay from lr to lr_final over the budget."""
-    cfg = run.config
-    return cfg.lr * (cfg.lr_final / cfg.lr) ** _budget_fraction(run)
-
-
 def _train_step(run: _Run) -> None:
     """One optimisation step on a batch that depends only on (seed, step)."""
     cfg, state = run.config, run.state
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state.step)
     batch = run.data.sample(cfg.batch_size, generator).to(run.device)  # (B, 3, size, size)
-    lr = _learning_rate(run)
+    lr = learning_rate(cfg, state)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     run.optimizer.zero_grad(set_to_none=True)
     terms = run.loss(run.model(batch), batch)
     values = {k: float(v.detach()) for k, v in terms.items()}
-    if _is_spike(run, values["loss"]):
+    if state.is_spike(values["loss"], cfg.spike_factor):
         state.skipped += 1
         log.warning(
             "step %d skipped: loss %.4g is not finite or spiked", state.step, values["loss"]
@@ -193,25 +190,9 @@ def _train_step(run: _Run) -> None:
     else:
         terms["loss"].backward()
         run.optimizer.step()
-        _update_ema(state, values)
-    state.step += 1
-    state.elapsed_s = run.start_elapsed + time.monotonic() - run.started
-    run.last = {**values, "lr": lr, "skipped": float(state.skipped)}
-
-
-def _is_spike(run: _Run, loss: float) -> bool:
-    """Non-finite, or far above the running average once it has settled."""
-    if not math.isfinite(loss):
-        return True
-    state = run.state
-    return state.ema_count >= SPIKE_WARMUP and loss > run.config.spike_factor * state.ema["loss"]
-
-
-def _update_ema(state: TrainState, values: dict[str, float]) -> None:
-    for key, value in values.items():
-        old = state.ema.get(key, value)
-        state.ema[key] = EMA_BETA * old + (1 - EMA_BETA) * value
-    state.ema_count += 1
+        state.update_ema(values)
+    run.session.tick(state)
+    run.session.last = {**values, "lr": lr, "skipped": float(state.skipped)}
 
 
 def _ckpt(run: _Run) -> Path:
@@ -221,29 +202,12 @@ def _ckpt(run: _Run) -> Path:
 def _checkpoint(run: _Run) -> None:
     fingerprint = _fingerprint(run.config, run.model)
     save_checkpoint(_ckpt(run), run.model, run.optimizer, run.state, fingerprint)
-    run.last_checkpoint = time.monotonic()
 
 
 def _progress(run: _Run) -> Progress:
-    """Step, estimated total, images/s, ETA, last losses and (every preview_every) a preview."""
-    cfg, step = run.config, run.state.step
-    session_s = max(1e-9, time.monotonic() - run.started)
-    steps_per_s = (step - run.start_step) / session_s
-    total = cfg.total_steps
-    if total is None:  # seconds budget: extrapolate the step count
-        eta = max(0.0, float(cfg.seconds or 0.0) - run.state.elapsed_s)
-        total = max(step, step + round(eta * steps_per_s))
-    else:
-        eta = (total - step) / steps_per_s if steps_per_s > 0 else None
-    last_step = _budget_spent(run)
-    wants_preview = cfg.preview_every > 0 and (step % cfg.preview_every == 0 or last_step)
-    return Progress(
-        done=step,
-        total=total,
-        eta_s=eta,
-        rate=steps_per_s * cfg.batch_size,
-        metrics=dict(run.last),
-        preview=preview(run.model, run.preview_input) if wants_preview else None,
+    """The loop's progress report, with a preview of the fixed sample."""
+    return progress_report(
+        run.config, run.state, run.session, lambda: preview(run.model, run.preview_input)
     )
 
 
@@ -286,12 +250,12 @@ def _training_meta(run: _Run) -> dict[str, Any]:
         "steps": run.state.step,
         "skipped_steps": run.state.skipped,
         "seconds": round(run.state.elapsed_s, 3),
-        "device": _device_info(run.device),
+        "device": device_info(run.device),
         "command": cfg.command,
     }
 
 
-def _device_info(device: torch.device) -> dict[str, str]:
+def device_info(device: torch.device) -> dict[str, str]:
     """Which machine and chip trained the style."""
     chip = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from stylefusion.progress import Progress
 from stylefusion.style_folder import save_transformer
 from stylefusion.transformer_net import TransformerConfig, TransformerNet
 
@@ -19,6 +20,20 @@ TINY = TransformerConfig(channels=(4, 8, 8), residual_blocks=1, edge_kernel=3)
 def _few_threads() -> None:
     # CI has 2 cores; tiny models gain nothing from more threads
     torch.set_num_threads(1)
+
+
+class CancelAfter:
+    """A cancel flag that trips once `steps` progress reports have arrived."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.seen = 0
+
+    def __call__(self, progress: Progress) -> None:
+        self.seen = progress.done
+
+    def is_set(self) -> bool:
+        return self.seen >= self.steps
 
 
 def make_style_image(path: Path, seed: int, size: int = 64) -> Path:

@@ -9,26 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_style_image
+from conftest import TINY, CancelAfter, make_style_image
 
 from stylefusion.errors import Cancelled, InvalidInput
 from stylefusion.progress import Progress
 from stylefusion.style_folder import load_transformer
 from stylefusion.trainer import TrainConfig, train
-
-
-class CancelAfter:
-    """A cancel flag that trips once `steps` progress reports have arrived."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-        self.seen = 0
-
-    def __call__(self, progress: Progress) -> None:
-        self.seen = progress.done
-
-    def is_set(self) -> bool:
-        return self.seen >= self.steps
 
 
 @pytest.fixture

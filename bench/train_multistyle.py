@@ -1,0 +1,197 @@
+"""Train the shipped styles into one multi-style lite network on the CPU, resumably.
+
+    python bench/train_multistyle.py --styles-dir ../shared/data/styles \
+        --content ../shared/data/content --shipped models --work /work/ckpt [--threads 1]
+
+Two phases, each resumable from its checkpoint under --work (run the same command again):
+  1. distill: the shared network learns to reproduce each shipped single-style network
+     (pixel MSE, no loss network: ~10x cheaper steps), starting from --init-backbone's
+     convolutions and each style's own norms. Written to WORK/distilled/.
+  2. perceptual: the VGG loss against each painting (+ the temporal term), starting from the
+     distilled styles; style folders written to WORK/models/ at the end, snapshots on the way.
+The yardstick's held-out photos are left out of the content (a linked copy in WORK/content).
+Pause with SIGSTOP / SIGCONT; a killed run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from stylefusion.images import find_images
+from stylefusion.multistyle_trainer import train_styles
+from stylefusion.progress import Progress
+from stylefusion.style_folder import read_style
+from stylefusion.train_config import MotionConfig, MultiStyleConfig, StyleSource
+from stylefusion.yardstick import HELD_OUT_PHOTOS
+
+log = logging.getLogger("train_multistyle")
+
+WHY = (
+    (
+        "content_weight, style_weight",
+        "1 and 5: the yardstick's own weighting (content + 5 x "
+        "style), so training lowers the number the styles are judged by; the shipped single-style "
+        "networks used the same, and their faces and buildings stay readable",
+    ),
+    (
+        "tv_weight",
+        "1000 as the shipped styles: the TV term is ~0.03% of the loss, a light "
+        "smoothing of single-pixel noise",
+    ),
+    (
+        "size, batch_size",
+        "128 px crops, batch 4: measured the cheapest per image on a 2-core "
+        "CPU after batch 8 (0.58 vs 0.53 s per 128 px image, fp32, channels-last) while giving "
+        "twice the optimiser steps; 192 px costs 0.77 s per 128 px of area",
+    ),
+    (
+        "mixed_precision",
+        "off: this CPU has no native bf16 (AVX2 only; a bf16 VGG step was 50x "
+        "slower than fp32), so the fp32 loss network is the fast one here",
+    ),
+    ("channels_last", "on: 18% faster steps of the fp32 loss network (2.34 vs 2.84 s/step)"),
+)
+
+
+def content_folder(source: Path, work: Path) -> Path:
+    """WORK/content: links to every training photo except the yardstick's held-out ones."""
+    folder = work / "content"
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in find_images(source):
+        link = folder / photo.name
+        if photo.stem not in HELD_OUT_PHOTOS and not link.exists():
+            link.symlink_to(photo.resolve())
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run (or resume) both phases; log progress to WORK/train.log."""
+    args = _parse(argv)
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=work / "train.log",
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    command = "python bench/train_multistyle.py " + shlex.join(argv or sys.argv[1:])
+    content = content_folder(args.content, work)
+    names = [s.strip() for s in args.styles.split(",")]
+    distilled = work / "distilled"
+    base = dict(
+        content_dir=content,
+        variant="lite",
+        size=args.size,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        device="cpu",
+        resume=True,
+        overwrite=True,
+        checkpoint_every_s=args.checkpoint_every,
+        channels_last=True,
+        mixed_precision=False,
+        preview_every=0,
+        command=command,
+        notes=WHY,
+    )
+    if not _complete(distilled, names):
+        styles = tuple(
+            StyleSource(n, args.styles_dir / f"{n}.jpg", init_from=args.shipped / n) for n in names
+        )
+        config = MultiStyleConfig(
+            styles=styles,
+            output_dir=distilled,
+            objective="distill",
+            steps=args.distill_steps,
+            lr=args.distill_lr,
+            lr_final=args.distill_lr / 10,
+            init_backbone=args.shipped / args.init_backbone,
+            checkpoint_path=work / "distill.pt",
+            **base,
+        )
+        log.info("phase 1: distilling %s", names)
+        train_styles(config, progress=_logger(args.log_every))
+    styles = tuple(
+        StyleSource(
+            n,
+            args.styles_dir / f"{n}.jpg",
+            display_name=read_style(args.shipped / n).display_name,
+            init_from=distilled / n,
+        )
+        for n in names
+    )
+    motion = MotionConfig(weight=args.temporal_weight, noise_std=args.noise_std)
+    config = MultiStyleConfig(
+        styles=styles,
+        output_dir=work / "models",
+        steps=args.steps,
+        lr=args.lr,
+        lr_final=args.lr / 10,
+        style_weight=args.style_weight,
+        content_weight=args.content_weight,
+        tv_weight=args.tv_weight,
+        motion=motion,
+        init_backbone=distilled / names[0],
+        checkpoint_path=work / "multistyle.pt",
+        snapshot_every=args.snapshot_every,
+        snapshot_dir=work / "snapshot",
+        **base,
+    )
+    log.info("phase 2: perceptual training of %s", names)
+    result = train_styles(config, progress=_logger(args.log_every))
+    log.info("done: %s on backbone %s", [str(f) for f in result.folders], result.backbone_id)
+    return 0
+
+
+def _complete(folder: Path, names: list[str]) -> bool:
+    """Whether a phase already wrote every style."""
+    return all((folder / n / "meta.json").is_file() for n in names)
+
+
+def _logger(every: int):
+    """A progress callback that logs the losses every `every` steps."""
+    started = time.monotonic()
+
+    def report(p: Progress) -> None:
+        if p.done % every == 0:
+            terms = " ".join(f"{k}={v:.4g}" for k, v in sorted(p.metrics.items()))
+            rate = f"{p.rate:.3g} img/s" if p.rate else "?"
+            log.info("step %d/%d %s (%s, %.0f s)", p.done, p.total, terms, rate,
+                     time.monotonic() - started)  # fmt: skip
+
+    return report
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--styles-dir", type=Path, default=Path("../shared/data/styles"))
+    p.add_argument("--content", type=Path, default=Path("../shared/data/content"))
+    p.add_argument("--shipped", type=Path, default=Path("models"), help="single-style styles")
+    p.add_argument("--work", type=Path, required=True, help="checkpoints, log, outputs")
+    p.add_argument("--styles", default="candy,mosaic,rain-princess,starry-night,sunflower,udnie")
+    p.add_argument("--init-backbone", default="candy", help="shipped style whose convs start")
+    p.add_argument("--distill-steps", type=int, default=3000)
+    p.add_argument("--distill-lr", type=float, default=1e-3)
+    p.add_argument("--steps", type=int, default=30000)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--style-weight", type=float, default=5.0)
+    p.add_argument("--tv-weight", type=float, default=1000.0)
+    p.add_argument("--temporal-weight", type=float, default=0.0)
+    p.add_argument("--noise-std", type=float, default=0.02)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--checkpoint-every", type=float, default=180.0)
+    p.add_argument("--snapshot-every", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=20)
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

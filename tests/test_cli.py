@@ -40,6 +40,7 @@ TRAIN = ["train", "--style-image", "{photo}", "--content", "{tmp}", "--name", "x
         ([*STYLIZE, "--strength", "2"], "--strength"),
         ([*STYLIZE, "--size", "0"], "--size"),
         ([*STYLIZE, "--size", "big"], "--size"),
+        (["video", "{photo}", "o.mp4", "--style", "alpha", "--max-side", "8"], "--max-side"),
         (["video", "{missing}", "{tmp}/out.mp4", "--style", "alpha"], "no such file"),
         (["video", "{photo}", "{tmp}/out.mp4", "--style", "alpha"], "not a video"),
         (["video", "in.mp4"], "required"),
@@ -91,6 +92,26 @@ def test_video_end_to_end(
     assert facts.audio_seconds == pytest.approx(1.2, abs=0.05)
     bar = capsys.readouterr().err
     assert "12/12" in bar and "fps=" in bar
+
+
+@pytest.mark.parametrize(("sent", "size"), [([], (24, 32)), (["--max-side", "0"], (48, 64))])
+def test_video_on_a_cpu_is_painted_at_the_cpu_size_by_default(
+    tmp_path: Path,
+    models_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sent: list[str],
+    size: tuple[int, int],
+) -> None:
+    import stylefusion.devices
+
+    monkeypatch.setattr(stylefusion.devices, "CPU_CLIP_SIDE", 32)  # 480 in life
+    clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)  # 64x48
+    out = tmp_path / "styled.mp4"
+    argv = ["video", str(clip), str(out), "--style", str(models_dir / "alpha"), "--device", "cpu"]
+    assert main([*argv, *sent]) == 0
+    assert read_clip(out).frames[0].shape[:2] == size
+    assert f"4 frames of {size[1]}x{size[0]}" in capsys.readouterr().err
 
 
 def test_bench_json_prints_only_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -254,3 +254,52 @@ def test_a_clip_of_unknown_length_reports_honest_progress_and_keeps_its_timing(
     assert last.fraction == 1.0 and result.frames == 12
     times = read_clip(result.output).times
     assert times[-1] == pytest.approx(1.1, abs=0.02)  # 10 fps kept, not one tick apart
+
+
+def test_a_clip_shows_a_stylized_preview_from_its_first_batch(
+    tmp_path: Path, config: VideoConfig
+) -> None:
+    source = make_clip(tmp_path / "in.mp4", frames=15, audio=None)
+    reports: list[Progress] = []
+    result = stylize_video(source, tmp_path / "out.mp4", config, progress=reports.append)
+    first = reports[0]
+    assert first.done == config.batch_size and first.preview is not None
+    assert first.preview.shape == (HEIGHT, WIDTH, 3) and first.preview.dtype == np.uint8
+    painted = read_clip(result.output).frames[config.batch_size - 1]  # H.264: near, not equal
+    to_painted = np.abs(first.preview.astype(int) - painted.astype(int)).mean()
+    to_source = np.abs(first.preview.astype(int) - moving_frame(3).astype(int)).mean()
+    assert to_painted < to_source / 2, (to_painted, to_source)  # the stylized frame 4
+    # a preview at most every few seconds: a tiny clip's later batches carry none
+    assert all(r.preview is None for r in reports[1:])
+
+
+class FakeClock:
+    """time.monotonic for the clip's pace: the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_eta_leaves_out_the_first_slow_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 frames: the first batch of 4 takes 10 s (the model's first call), then 1 s a batch."""
+    import stylefusion.progress
+    from stylefusion.video.limits import ClipProgress
+
+    clock = FakeClock()
+    monkeypatch.setattr(stylefusion.progress.time, "monotonic", clock)
+
+    class Source:
+        name = None  # no file: progress by frames
+
+    pace = ClipProgress(40, Source())  # type: ignore[arg-type]
+    reports: list[Progress] = []
+    for seconds, done in [(10, 4), (1, 8), (1, 12), (1, 16)]:
+        clock.now += seconds
+        pace.report(reports.append, done, None)
+    assert reports[0].eta_s is None  # one batch tells nothing about the pace yet
+    # 4 frames a second from then on: the ETA is the frames left at that pace, falling
+    assert [r.eta_s for r in reports[1:]] == pytest.approx([8.0, 7.0, 6.0])
+    assert [r.rate for r in reports[1:]] == pytest.approx([4.0, 4.0, 4.0])

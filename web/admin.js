@@ -256,7 +256,8 @@ function jobTitle(job) {
   const p = job.params || {};
   if (job.kind === "train") return [`Training · ${p.name}`, budgetText(p)];
   const named = (kind) => (p.title ? `${kind} · ${p.title}` : kind);
-  if (job.kind === "video") return [named("Clip"), `style ${p.style} · strength ${Number(p.strength).toFixed(2)}`];
+  const side = p.max_side ? `${p.max_side} px` : "original size";
+  if (job.kind === "video") return [named("Clip"), `style ${p.style} · strength ${Number(p.strength).toFixed(2)} · ${side}`];
   return [named("Render"), `${p.size}px · ${p.iterations} iterations · ${p.optimizer}`];
 }
 

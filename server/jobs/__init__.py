@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from stylefusion.content import default_photos_dir
-from stylefusion.devices import cpu_count, default_variant, resolve_device
+from stylefusion.devices import cpu_count, default_clip_side, default_variant, resolve_device
 
 from ..auth import AdminGuard
 from ..config import ServerConfig
@@ -37,9 +37,11 @@ def setup_jobs(app: web.Application) -> None:
     """
     config = app[CONFIG]
     store = JobStore(config.data_dir)
-    variant = default_variant(resolve_device(config.device))
+    device = resolve_device(config.device)
     settings = worker_settings(config)
-    api = JobsApi(store, config, variant, settings.content_dir)
+    api = JobsApi(
+        store, config, default_variant(device), settings.content_dir, default_clip_side(device)
+    )
     runner = make_runner(config, store, settings, app)
     api.on_submit = runner.wake
     app[JOB_STORE] = store

@@ -94,15 +94,25 @@ class JobsApi:
     """The job API: turns requests into stored jobs and jobs into JSON."""
 
     def __init__(
-        self, store: JobStore, config: ServerConfig, variant: str, content_dir: Path | None
+        self,
+        store: JobStore,
+        config: ServerConfig,
+        variant: str,
+        content_dir: Path | None,
+        clip_side: int | None = None,
     ) -> None:
+        """variant: what a training job makes unless it asks; clip_side: the longest side a
+        clip job paints at unless it sends max_side (None: the clip's own size)."""
         self.store = store
         self.config = config
         self.models_dir = Path(config.models_dir)
         self.content_dir = content_dir
         self.limits = UploadLimits.from_config(config)
         self.queue_limits = QueueLimits(config.max_queued_jobs, config.max_queued_jobs_per_client)
-        self.default_variant = variant
+        self.defaults: dict[type, dict[str, Any]] = {
+            TrainParams: {"variant": variant},
+            VideoParams: {"max_side": clip_side},
+        }
         self.on_submit: Callable[[], None] = lambda: None
         self._probes = threading.BoundedSemaphore(PROBES_AT_ONCE)
 
@@ -237,9 +247,8 @@ class JobsApi:
 
     def _params(self, cls: type[P], fields: dict[str, str]) -> P:
         """Typed, library-checked params from the plain fields; ServerErrors for bad ones."""
-        defaults = {"variant": self.default_variant} if cls is TrainParams else {}
         try:
-            params = from_fields(cls, fields, **defaults)
+            params = from_fields(cls, fields, **self.defaults.get(cls, {}))
             if isinstance(params, VideoParams):
                 resolve_style(params.style, self.models_dir)
         except InvalidInput as exc:

@@ -65,7 +65,7 @@ class VideoParams:
     style: str
     input: str = ""  # the clip's file name in the job folder
     strength: float = VideoConfig.strength
-    max_side: int | None = VideoConfig.max_side
+    max_side: int | None = None  # None: the server's default for its device; 0: the clip's size
     title: str = ""  # the uploaded clip's own name, without its extension
 
     def result_name(self) -> str:
@@ -75,14 +75,14 @@ class VideoParams:
     def check(self) -> None:
         """Raise InvalidInput if the library would refuse these settings."""
         validate_name(self.style)
-        VideoConfig(style=Path(self.style), max_side=self.max_side, strength=self.strength)
+        VideoConfig(style=Path(self.style), max_side=self.max_side or None, strength=self.strength)
 
     def config(self, settings: WorkerSettings) -> VideoConfig:
         """The library config for this clip (the style looked up in the models dir)."""
         return VideoConfig(
             style=resolve_style(self.style, settings.models_dir),
             device=settings.device,
-            max_side=self.max_side,
+            max_side=self.max_side or None,
             strength=self.strength,
             max_duration_s=settings.clip_seconds,
             max_pixels=settings.clip_pixels,

@@ -16,22 +16,38 @@ def add(sub: Any) -> None:
     p.add_argument("input", type=Path, metavar="INPUT", help="a clip PyAV/FFmpeg can decode")
     p.add_argument("output", type=Path, metavar="OUTPUT", help="the MP4 to write")
     p.add_argument("--style", required=True, metavar="NAME_OR_DIR", help=STYLE_HELP)
-    p.add_argument("--max-side", type=positive_int, metavar="N", help="scale down to this")
+    p.add_argument(
+        "--max-side", type=side, metavar="N",
+        help="scale the longest side down to N (default: 480 on a CPU, the clip's size on a GPU; "
+        "0 keeps the clip's size)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="default 4")
     p.add_argument("--crf", type=int, default=20, metavar="Q", help="x264 quality 0..51 (20)")
     inference_options(p, style=True)
     p.set_defaults(handler=run)
 
 
+def side(text: str) -> int:
+    """argparse type of --max-side: 0 (the clip's size) or a side of at least 16 pixels."""
+    value = 0 if text.strip() == "0" else positive_int(text)
+    if 0 < value < 16:
+        raise argparse.ArgumentTypeError(f"expected 0 or at least 16 pixels, got {value}")
+    return value
+
+
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ..devices import default_clip_side, resolve_device
     from ..style_folder import resolve_style
     from ..video import VideoConfig, stylize_video
 
+    max_side = args.max_side
+    if max_side is None:
+        max_side = default_clip_side(resolve_device(args.device))
     config = VideoConfig(
         style=resolve_style(args.style, args.models_dir),
         variant=args.variant,
         device=args.device,
-        max_side=args.max_side,
+        max_side=max_side or None,
         batch_size=args.batch_size,
         strength=args.strength,
         crf=args.crf,
@@ -39,5 +55,6 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     with progress_bar(args.quiet, "video", "frame") as bar, interruptible() as cancel:
         result = stylize_video(args.input, args.output, config, progress=bar, cancel=cancel)
     sound = "with sound" if result.has_audio else "no sound"
-    say(args, f"wrote {result.output} ({result.frames} frames, {sound}, {result.seconds:.1f} s)")
+    frames = f"{result.frames} frames of {result.width}x{result.height}"
+    say(args, f"wrote {result.output} ({frames}, {sound}, {result.seconds:.1f} s)")
     return 0

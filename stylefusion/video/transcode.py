@@ -62,13 +62,15 @@ class VideoConfig:
 
 @dataclass(frozen=True)
 class VideoResult:
-    """A finished clip: where it is, frames written, seconds taken, whether it has sound."""
+    """A finished clip: where it is, frames written and their size, seconds taken, sound."""
 
     output: Path
     frames: int
     seconds: float
     has_audio: bool
     skipped_packets: int = 0
+    width: int = 0  # of the upright frames written
+    height: int = 0
 
 
 def even_size(width: int, height: int, max_side: int | None = None) -> tuple[int, int]:
@@ -141,6 +143,7 @@ class _Transcoder:
         self.audio = AudioPath(audio[0], sink, offset_us) if audio else None
         self.batch: list[np.ndarray] = []  # (H, W, 3) uint8 RGB each
         self.batch_pts: list[int] = []
+        self.latest: np.ndarray | None = None  # the newest stylized frame, for previews
         self.frames = self.skipped = 0
 
     def _add_video_stream(self) -> VideoStream:
@@ -175,7 +178,7 @@ class _Transcoder:
                 if len(self.batch) >= self.config.batch_size:
                     check_cancel(cancel)
                     self._flush_batch()
-                    self.progress.report(progress, self.frames, packet.pos)
+                    self.progress.report(progress, self.frames, packet.pos, self.latest)
         except av.FFmpegError as exc:  # a broken container: keep what was read so far
             log.warning("input ends early (%s); keeping %d frames", ffmpeg_reason(exc), self.frames)
         check_cancel(cancel)
@@ -183,7 +186,9 @@ class _Transcoder:
         if progress is not None:
             progress(Progress(done=self.frames, total=self.frames, eta_s=0.0))
         skipped = self.skipped + (self.audio.skipped if self.audio else 0)
-        return VideoResult(Path(), self.frames, 0.0, self.audio is not None, skipped)
+        width, height = self.vout.codec_context.width, self.vout.codec_context.height
+        has_audio = self.audio is not None
+        return VideoResult(Path(), self.frames, 0.0, has_audio, skipped, width, height)
 
     def _route(self, packet: av.Packet) -> None:
         """Send a packet to the video decoder or the audio path."""
@@ -226,6 +231,7 @@ class _Transcoder:
             frame.pts, frame.time_base = pts, time_base
             self.sink.mux(self.vout.encode(frame))
         self.frames += len(self.batch)
+        self.latest = styled[-1]
         self.batch.clear()
         self.batch_pts.clear()
 

@@ -27,7 +27,7 @@ from results import merge_results
 from stylefusion.bench import describe_machine
 from stylefusion.compiled import compile_model
 from stylefusion.devices import configure_torch, cpu_precision, int8_supported
-from stylefusion.quantized import Int8Compiled
+from stylefusion.packages import PackageCompiled
 from stylefusion.style_folder import load_transformer
 from stylefusion.transformer_net import build_transformer
 
@@ -66,6 +66,8 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
     compiled_bf16 = compile_model(net_bf16)
     frozen_fp32 = compile_model(_copy(net), "frozen")
     frozen_bf16 = compile_model(_copy(net).to(torch.bfloat16), "frozen")
+    # the live server's packages (stylefusion.packages), built in a child process
+    fp32_pkg, bf16_pkg = PackageCompiled(_copy(net)), PackageCompiled(net_bf16_cl)
     live = cpu_precision("auto")
 
     def autocast() -> object:
@@ -78,14 +80,16 @@ def torch_runners(net: torch.nn.Module, size: tuple[int, int]) -> dict[str, Runn
         "eager_bf16": lambda: net_bf16(x_bf16),
         "eager_bf16_channels_last": lambda: net_bf16_cl(x_bf16_cl),
         "eager_autocast_bf16": autocast,
-        "compiled_fp32 (live without bf16)": lambda: compiled(x),
+        "compiled_fp32": lambda: compiled(x),
         "compiled_channels_last": lambda: compiled_cl(x_cl),
         "compiled_bf16": lambda: compiled_bf16(x_bf16),
         "frozen_fp32": lambda: frozen_fp32(x),
-        "frozen_bf16" + (" (live setting)" if live == "bf16" else ""): lambda: frozen_bf16(x_bf16),
+        "frozen_bf16": lambda: frozen_bf16(x_bf16),
+        "package_fp32" + (" (live setting)" if live == "fp32" else ""): lambda: fp32_pkg(x_cl),
+        "package_bf16" + (" (live setting)" if live == "bf16" else ""): lambda: bf16_pkg(x_bf16_cl),
     }
-    if int8_supported():  # an AOTInductor package per shape (stylefusion.quantized)
-        int8 = Int8Compiled(_copy(net))
+    if int8_supported():  # an AOTInductor package per shape (stylefusion.packages)
+        int8 = PackageCompiled(_copy(net), int8=True)
         label = "int8_package" + (" (live setting)" if live == "int8" else "")
         runners[label] = lambda: int8(x_cl)
     return runners

@@ -113,7 +113,7 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
     configure_torch(
         config.threads or max(1, cpu_count() - 1),
         config.data_dir / "torch-cache",
-        compile_in_thread=resolve_device(config.device).type == "cpu",
+        in_process=resolve_device(config.device).type != "cpu",  # a CPU builds in children
     )
     yield
 

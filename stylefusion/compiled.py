@@ -8,12 +8,14 @@ all streams for that, so eager serves a shape until its compiled version is read
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -38,10 +40,10 @@ def compile_model(
     torch.compile's; with "reduce-overhead" (CUDA graphs) each call starts a new graph step,
     since a stylized batch is copied out before the next call.
     """
-    if mode == "int8":  # quantized per input shape (x86 CPUs)
-        from .quantized import Int8Compiled
+    if mode in ("int8", "package"):  # AOTInductor packages built in a child (CPUs)
+        from .packages import PackageCompiled
 
-        return Int8Compiled(model)
+        return PackageCompiled(model, int8=mode == "int8")
     if mode == "frozen":  # weights become constants: compile a model whose weights stay put
         return torch.compile(model, dynamic=False, options={"freezing": True})  # type: ignore[return-value]
     compiled = torch.compile(model, dynamic=False, mode=None if mode == "default" else mode)
@@ -57,23 +59,29 @@ def compile_model(
 
 class CompileWorker:
     """One thread that compiles queued shapes in turn; models of one architecture share it,
-    so a shape compiled for one style is reused (cheaply) by the next."""
+    so a shape compiled for one style is reused (cheaply) by the next.
+
+    Shapes frames are waiting for (`urgent`) go before shapes queued ahead of need, so a
+    viewer's new size or style is not stuck behind start-up's list.
+    """
 
     def __init__(self, name: str = "compile") -> None:
-        self._todo: queue.SimpleQueue[tuple[BackgroundCompiled, torch.Tensor] | None]
-        self._todo = queue.SimpleQueue()
+        self._todo: queue.PriorityQueue[_Job] = queue.PriorityQueue()
+        self._order = itertools.count()  # first come, first served within a priority
         self.closed = False
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, runner: BackgroundCompiled, example: torch.Tensor) -> None:
-        """Queue one shape of one model."""
-        self._todo.put((runner, example))
+    def submit(
+        self, runner: BackgroundCompiled, example: torch.Tensor, urgent: bool = True
+    ) -> None:
+        """Queue one shape of one model (urgent: before every shape queued ahead of need)."""
+        self._todo.put(_Job(URGENT if urgent else AHEAD, next(self._order), runner, example))
 
     def close(self) -> None:
         """Stop the thread after its current shape."""
         self.closed = True
-        self._todo.put(None)
+        self._todo.put(_Job(STOP, next(self._order)))
 
     def lower_priority(self, nice: int = COMPILE_NICE) -> None:
         """From now on compile as background work: serving threads come first.
@@ -85,10 +93,26 @@ class CompileWorker:
                 os.setpriority(os.PRIO_PROCESS, self._thread.native_id, nice)
 
     def _work(self) -> None:
-        while (item := self._todo.get()) is not None:
-            runner, example = item
-            if not runner.failed:
-                runner.compile_now(example)
+        while True:
+            job = self._todo.get()
+            if job.runner is None or job.example is None:  # close()
+                return
+            # a shape queued ahead and then again when frames came is compiled once
+            if not job.runner.failed and not job.runner.ready(job.example):
+                job.runner.compile_now(job.example)
+
+
+STOP, URGENT, AHEAD = 0, 1, 2  # a compile queue's priorities, first served first
+
+
+@dataclass(order=True)
+class _Job:
+    """One shape of one model on a compile queue; a job without a runner stops the thread."""
+
+    priority: int
+    order: int
+    runner: BackgroundCompiled | None = field(default=None, compare=False)
+    example: torch.Tensor | None = field(default=None, compare=False)
 
 
 class BackgroundCompiled:
@@ -110,21 +134,37 @@ class BackgroundCompiled:
         self._own_worker = worker is None
         self.worker = worker or CompileWorker(f"compile-{name}")
         self._ready: set[ShapeKey] = set()
-        self._requested: set[ShapeKey] = set()
+        self._requested: dict[ShapeKey, bool] = {}  # shape -> queued as urgent
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Run x through the compiled model if its shape is ready, else eager (and queue it)."""
-        key = _key(x)
-        if key in self._ready:
+        if _key(x) in self._ready:
             return self.compiled(x)
-        if not self.failed and key not in self._requested:
-            self._requested.add(key)
-            self.worker.submit(self, torch.zeros_like(x))  # same shape, dtype, device, strides
+        self.request(x, urgent=True)
         return self.eager(x)
+
+    def request(self, x: torch.Tensor, urgent: bool = False) -> None:
+        """Queue x's shape for compiling unless it is ready or queued (urgent: frames wait)."""
+        key = _key(x)
+        if self.failed or key in self._ready:
+            return
+        queued = self._requested.get(key)
+        if queued is None or (urgent and not queued):
+            self._requested[key] = urgent
+            self.worker.submit(self, torch.zeros_like(x), urgent)  # same shape, dtype, strides
 
     def ready(self, x: torch.Tensor) -> bool:
         """Whether x's shape runs compiled."""
         return _key(x) in self._ready
+
+    def shapes(self) -> dict[tuple[int, ...], bool]:
+        """Every shape asked for so far -> whether the compiled model serves it."""
+        ready = {key[0] for key in list(self._ready)}
+        return {key[0]: key[0] in ready for key in list(self._requested)}
+
+    def pending(self) -> int:
+        """Shapes queued or compiling (none once compiling failed: eager serves for good)."""
+        return 0 if self.failed else len(set(self._requested) - self._ready)
 
     def wait(self, x: torch.Tensor, timeout_s: float = 300.0) -> bool:
         """Queue x's shape if needed and block until it is compiled (or failed); for warm-ups."""

@@ -126,21 +126,21 @@ COMPILED_SHAPES = 64  # dynamo's recompile limit: every (batch, size) of a varia
 
 
 def configure_torch(
-    threads: int | None = None, compile_cache: Path | None = None, compile_in_thread: bool = False
+    threads: int | None = None, compile_cache: Path | None = None, in_process: bool = True
 ) -> None:
     """Process-wide torch settings, set once by the program (server, CLI, bench) at start.
 
     threads: intra-op CPU threads (default: all cores); compile_cache: where inductor keeps
-    compiled kernels, so a restarted program reuses them instead of compiling again;
-    compile_in_thread: no pool of compile worker processes, so compiling runs (and yields
-    to serving) at the priority of the thread that compiles.
+    compiled kernels and packages, so a restarted program reuses them instead of compiling
+    again; in_process: the program torch.compiles in this process, so dynamo's recompile
+    limit is raised (False where every build runs in a child, as a CPU server's packages do:
+    importing dynamo costs seconds of start-up).
     """
-    if compile_in_thread:
-        torch._inductor.config.compile_threads = 1
     configure_cpu_threads(threads)
-    torch._dynamo.config.cache_size_limit = max(
-        torch._dynamo.config.cache_size_limit, COMPILED_SHAPES
-    )
+    if in_process:
+        torch._dynamo.config.cache_size_limit = max(
+            torch._dynamo.config.cache_size_limit, COMPILED_SHAPES
+        )
     if compile_cache is not None:
         compile_cache.mkdir(parents=True, exist_ok=True)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache.resolve())

@@ -104,13 +104,44 @@ class Stylizer:
                 self.model.wait(self._prepare(torch.from_numpy(frames)))
         return time.perf_counter() - start
 
+    def compile_ahead(self, height: int, width: int, batch: int = 1) -> None:
+        """Queue a shape's compiled version before frames need it (no model call, no wait)."""
+        if isinstance(self.model, BackgroundCompiled):
+            frames = torch.zeros((batch, height, width, 3), dtype=torch.uint8)
+            self.model.request(self._prepare(frames))
+
+    def serving(self) -> dict[str, str]:
+        """Each frame size asked for ("WxH", "WxH*B" for batches) -> "eager" while its compiled
+        version builds, else what serves it ("int8" or "package": AOTInductor; "compiled")."""
+        if not isinstance(self.model, BackgroundCompiled):
+            return {}
+        fast = self.tuning.mode if self.tuning.mode in ("int8", "package") else "compiled"
+        sizes = {}
+        for (batch, _, height, width), ready in sorted(self.model.shapes().items()):
+            label = f"{width}x{height}" + (f"*{batch}" if batch > 1 else "")
+            sizes[label] = fast if ready and not self.model.failed else "eager"
+        return sizes
+
+    def settled(self, height: int, width: int) -> bool:
+        """Whether single frames of this size run as they will for good: compiled, or eager
+        with no compiled version coming (compiling off or failed)."""
+        if not isinstance(self.model, BackgroundCompiled) or self.model.failed:
+            return True
+        return self.model.shapes().get((1, 3, height, width), False)
+
+    def builds_pending(self) -> int:
+        """Frame shapes whose compiled version is queued or building."""
+        return self.model.pending() if isinstance(self.model, BackgroundCompiled) else 0
+
     @torch.inference_mode()
-    def __call__(self, frames: Frames, strength: float = 1.0) -> np.ndarray:
-        """Stylize frames; `strength` in 0..1 blends the result with the input."""
+    def __call__(self, frames: Frames, strength: float = 1.0, *, eager: bool = False) -> np.ndarray:
+        """Stylize frames; `strength` in 0..1 blends the result with the input; `eager` runs
+        the eager model even where a compiled one is ready or due (start-up times it)."""
         if not 0.0 <= strength <= 1.0:
             raise InvalidInput(f"strength must be within 0..1, got {strength}")
         x = self._prepare(_as_tensor(frames))  # (B, 3, H, W) in [0, 1]
-        y = self._forward(x).clamp_(0.0, 1.0) if strength > 0 else x
+        forward = self.eager if eager else self._forward
+        y = forward(x).clamp_(0.0, 1.0) if strength > 0 else x
         if strength < 1.0:
             y = torch.lerp(x, y, strength)
         out = y.mul_(255.0).round_().to(torch.uint8)

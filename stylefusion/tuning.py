@@ -27,9 +27,11 @@ HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 # CUDA graphs, "max-autotune" benchmarks kernel choices while compiling)
 # "frozen": inductor's freezing (weights folded in as constants, oneDNN-prepacked convolutions),
 # the fastest bf16 CPU setting measured (bench/cpu_model.py)
-# "int8": CPU only, static int8 quantization then freezing (stylefusion.quantized); the model's
+# "package": CPU only, an AOTInductor package per shape with freezing, in the model's dtype,
+# built in a child process (stylefusion.packages: no tracing beside a serving thread)
+# "int8": CPU only, static int8 quantization then a package (stylefusion.quantized); the model's
 # input stays fp32, so its Stylizer runs with half=False
-MODES = ("eager", "default", "max-autotune", "reduce-overhead", "frozen", "int8")
+MODES = ("eager", "default", "max-autotune", "reduce-overhead", "frozen", "package", "int8")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """Background compilation: eager serves new shapes at once, compiled takes over when ready."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
 from conftest import TINY
 
-from stylefusion.compiled import BackgroundCompiled
+from stylefusion.compiled import BackgroundCompiled, CompileWorker
 from stylefusion.stylizer import Stylizer
 from stylefusion.transformer_net import TransformerNet
 
@@ -63,3 +66,34 @@ def test_frozen_bf16_matches_eager_bf16(net: TransformerNet) -> None:
         frozen, eager = runner(x).float(), model(x).float()
     runner.close()
     assert (frozen - eager).abs().mean() < 0.02  # bf16 rounding, same picture
+
+
+def test_a_shape_frames_wait_for_builds_before_shapes_queued_ahead(net: TransformerNet) -> None:
+    worker = CompileWorker("test-compile")
+    runner = BackgroundCompiled(net, "tiny", worker)
+    built: list[tuple[int, ...]] = []
+    building, gate = threading.Event(), threading.Event()
+
+    def slow_build(x: torch.Tensor) -> torch.Tensor:
+        building.set()
+        gate.wait(30)
+        built.append(tuple(x.shape))
+        return net(x)
+
+    runner.compiled = slow_build
+    ahead = [torch.rand(1, 3, 8, 8 + 4 * i) for i in range(3)]
+    for x in ahead:
+        runner.request(x)  # start-up's list: the first starts building, the others wait
+    assert building.wait(30)
+    wanted = torch.rand(1, 3, 12, 12)
+    with torch.inference_mode():
+        torch.testing.assert_close(runner(wanted), net(wanted))  # eager serves it meanwhile
+        runner(ahead[2])  # frames came for a queued shape too: it moves up, builds once
+    assert runner.pending() == 4
+    gate.set()
+    deadline = time.monotonic() + 30
+    while runner.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.close()
+    assert built == [(1, 3, 8, 8), (1, 3, 12, 12), (1, 3, 8, 16), (1, 3, 8, 12)]
+    assert runner.shapes() == {tuple(x.shape): True for x in [*ahead, wanted]}

@@ -1,6 +1,5 @@
 """int8 CPU inference: calibrated on the shipped photos, close to fp32, used only when asked."""
 
-import threading
 import time
 
 import numpy as np
@@ -11,8 +10,9 @@ from conftest import TINY
 from stylefusion import devices, quantized
 from stylefusion.compiled import BackgroundCompiled, CompileWorker
 from stylefusion.devices import cpu_precision, int8_supported
-from stylefusion.errors import CompileStopped, InvalidInput
-from stylefusion.quantized import Int8Compiled, calibration_frames
+from stylefusion.errors import InvalidInput
+from stylefusion.packages import PackageCompiled
+from stylefusion.quantized import calibration_frames
 from stylefusion.stylizer import Stylizer
 from stylefusion.transformer_net import TransformerNet
 from stylefusion.tuning import Tuning
@@ -22,7 +22,7 @@ needs_int8 = pytest.mark.skipif(not int8_supported(), reason="CPU without VNNI o
 
 @pytest.fixture(autouse=True, scope="module")
 def inductor_cache(tmp_path_factory):
-    """This module's own compile cache, where the int8 packages land (as in --data-dir)."""
+    """This module's own compile cache, where the packages land (as in --data-dir)."""
     patch = pytest.MonkeyPatch()
     patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("inductor")))
     yield
@@ -48,7 +48,7 @@ def test_int8_stylizes_like_fp32() -> None:
     frames = np.random.default_rng(0).integers(0, 256, (1, 24, 32, 3), np.uint8)
     diff = np.abs(int8(frames).astype(int) - fp32(frames))
     assert diff.mean() < 3.0, diff.mean()  # of 255 levels
-    assert isinstance(int8.model, Int8Compiled)
+    assert isinstance(int8.model, PackageCompiled) and int8.model.precision == "int8"
     assert list(int8.model._graphs) == [(1, 3, 24, 32)]  # quantized for the shape it saw
 
 
@@ -71,87 +71,6 @@ def test_int8_runs_in_the_background_while_fp32_eager_serves() -> None:
     runner.close()
     assert served > 1
     assert (quantized_out - expected).abs().mean() < 0.02
-
-
-@needs_int8
-def test_a_new_shape_builds_beside_a_serving_one_and_packages_outlive_the_process(
-    monkeypatch,
-) -> None:
-    torch.manual_seed(1)
-    net = TransformerNet(TINY).eval()
-    small, large = torch.rand(1, 3, 16, 20), torch.rand(2, 3, 24, 32)
-    runner = Int8Compiled(net)
-    with torch.inference_mode():
-        served = runner(small)
-    # a build exports the model, which resets torch.compile's caches process-wide, and
-    # compiles for tens of seconds: all of it happens in a child process, none in this one
-    # (the serving thread once compiled again, stalling, while an export ran beside it)
-    in_this_process: list[str] = []
-
-    def forbidden(*args, **kwargs):
-        in_this_process.append(threading.current_thread().name)
-        raise AssertionError("exported in the serving process")
-
-    monkeypatch.setattr(torch.export, "export", forbidden)
-    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", forbidden)
-    built: list[BaseException | torch.Tensor] = []
-
-    def build() -> None:
-        try:
-            with torch.inference_mode():
-                built.append(runner(large))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
-            built.append(exc)
-
-    builder = threading.Thread(target=build, name="builder")
-    builder.start()
-    calls = 0
-    with torch.inference_mode():
-        while builder.is_alive() or calls == 0:
-            torch.testing.assert_close(runner(small), served, atol=0, rtol=0)
-            calls += 1
-    builder.join()
-    assert isinstance(built[0], torch.Tensor), built[0]
-    assert calls > 1
-    assert in_this_process == []
-    # a restarted server finds both packages on disk and builds nothing
-    monkeypatch.setattr(quantized, "build_package", pytest.fail)
-    restarted = Int8Compiled(net)
-    with torch.inference_mode():
-        torch.testing.assert_close(restarted(small), served, atol=0, rtol=0)
-        torch.testing.assert_close(restarted(large), built[0], atol=0, rtol=0)
-    # retrained weights are another package
-    before = quantized.package_path(net, (1, 3, 16, 20))
-    with torch.no_grad():
-        next(net.parameters()).add_(0.01)
-    assert quantized.package_path(net, (1, 3, 16, 20)) != before
-
-
-@needs_int8
-def test_closing_stops_a_build_under_way() -> None:
-    torch.manual_seed(2)
-    runner = Int8Compiled(TransformerNet(TINY).eval())
-    failures: list[BaseException] = []
-
-    def build() -> None:
-        try:
-            with torch.inference_mode():
-                runner(torch.rand(1, 3, 12, 12))
-        except CompileStopped as exc:
-            failures.append(exc)
-
-    builder = threading.Thread(target=build)
-    builder.start()
-    deadline = time.monotonic() + 30
-    while not runner._builders and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (child,) = runner._builders
-    runner.close()
-    builder.join(timeout=30)
-    assert not builder.is_alive() and child.poll() is not None
-    assert "stopped" in str(failures[0])
-    with pytest.raises(CompileStopped, match="closed"):
-        runner(torch.rand(1, 3, 12, 16))
 
 
 def test_auto_precision_is_int8_where_vnni_and_compiled_else_bf16_where_native(

@@ -110,7 +110,8 @@ async def test_styles_share_one_background_compiler(models_dir):
 @pytest.mark.parametrize(
     ("precision", "dtype", "mode"),
     [
-        ("bf16", torch.bfloat16, "frozen"),
+        ("fp32", torch.float32, "package"),
+        ("bf16", torch.bfloat16, "package"),
         pytest.param(
             "int8",
             torch.float32,
@@ -119,7 +120,9 @@ async def test_styles_share_one_background_compiler(models_dir):
         ),
     ],
 )
-async def test_cpu_precisions_compile_in_the_background(models_dir, precision, dtype, mode):
+async def test_cpu_precisions_build_packages_in_the_background(models_dir, precision, dtype, mode):
+    # every CPU precision builds AOTInductor packages in a child process: torch.compile in a
+    # thread traced beside the eager model serving frames, and broke it
     registry = StyleRegistry(models_dir, torch.device("cpu"), compile=True, precision=precision)
     await registry.rescan()
     stylizer = registry.stylizer("alpha")

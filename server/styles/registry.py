@@ -35,8 +35,13 @@ from .files import hidden_names
 log = logging.getLogger(__name__)
 
 Signature = tuple[tuple[str, int, int], ...]  # (file, mtime_ns, size) of the files that matter
-# how a CPU runs each precision: compiled with frozen weights (bench/cpu_model.py)
-CPU_TUNINGS = {"bf16": Tuning("bfloat16", "frozen"), "int8": Tuning(mode="int8")}
+# how a CPU runs each precision: AOTInductor packages with frozen weights, built in a child
+# process (bench/cpu_model.py; an in-process torch.compile broke the eager model serving beside it)
+CPU_TUNINGS = {
+    "fp32": Tuning(mode="package"),
+    "bf16": Tuning("bfloat16", "package"),
+    "int8": Tuning(mode="int8"),
+}
 WATCHED_FILES = (META_FILE, STYLE_IMAGE, *(weights_file(v) for v in VARIANTS))
 
 
@@ -213,7 +218,7 @@ class StyleRegistry:
             compile="background" if self.compiler is not None else "off",
             compiler=self.compiler,
             half=True if self.precision == "bf16" else None,
-            tuning=CPU_TUNINGS.get(self.precision),
+            tuning=CPU_TUNINGS[self.precision] if self.device.type == "cpu" else None,
             name=info.name,
             variant=variant,
         )

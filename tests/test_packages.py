@@ -1,0 +1,115 @@
+"""AOTInductor packages: built in a child process beside a serving thread, kept on disk."""
+
+import threading
+import time
+
+import pytest
+import torch
+from conftest import TINY
+
+from stylefusion import packages
+from stylefusion.compiled import BackgroundCompiled
+from stylefusion.errors import CompileStopped
+from stylefusion.packages import PackageCompiled
+from stylefusion.transformer_net import TransformerNet
+
+
+@pytest.fixture(autouse=True)
+def inductor_cache(tmp_path, monkeypatch):
+    """The test's own compile cache, where the packages land (as in --data-dir)."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+
+
+def test_a_new_shape_builds_beside_a_serving_one_and_packages_outlive_the_process(
+    monkeypatch,
+) -> None:
+    torch.manual_seed(1)
+    net = TransformerNet(TINY).eval()
+    small, large = torch.rand(1, 3, 16, 20), torch.rand(1, 3, 24, 32)
+    runner = PackageCompiled(net)
+    with torch.inference_mode():
+        served = runner(small)
+    torch.testing.assert_close(served, net(small).detach(), rtol=1e-4, atol=1e-4)
+    # tracing (export, torch.compile) patches torch.nn.Module.__call__ process-wide while it
+    # runs, which broke an eager model serving in another thread: none of it happens here
+    in_this_process: list[str] = []
+
+    def forbidden(*args, **kwargs):
+        in_this_process.append(threading.current_thread().name)
+        raise AssertionError("traced in the serving process")
+
+    monkeypatch.setattr(torch.export, "export", forbidden)
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", forbidden)
+    built: list[BaseException | torch.Tensor] = []
+
+    def build() -> None:
+        try:
+            with torch.inference_mode():
+                built.append(runner(large))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            built.append(exc)
+
+    builder = threading.Thread(target=build, name="builder")
+    builder.start()
+    calls = 0
+    with torch.inference_mode():
+        while builder.is_alive() or calls == 0:
+            torch.testing.assert_close(runner(small), served, atol=0, rtol=0)
+            torch.testing.assert_close(net(small), served, rtol=1e-4, atol=1e-4)  # eager too
+            calls += 1
+    builder.join()
+    assert isinstance(built[0], torch.Tensor), built[0]
+    assert calls > 1
+    assert in_this_process == []
+    # a restarted server finds both packages on disk and builds nothing
+    monkeypatch.setattr(packages, "build_package", pytest.fail)
+    restarted = PackageCompiled(net)
+    with torch.inference_mode():
+        torch.testing.assert_close(restarted(small), served, atol=0, rtol=0)
+        torch.testing.assert_close(restarted(large), built[0], atol=0, rtol=0)
+    # retrained weights, or another precision, are another package
+    before = packages.package_path(net, (1, 3, 16, 20), "fp32")
+    assert packages.package_path(net, (1, 3, 16, 20), "bf16") != before
+    with torch.no_grad():
+        next(net.parameters()).add_(0.01)
+    assert packages.package_path(net, (1, 3, 16, 20), "fp32") != before
+
+
+def test_a_bf16_package_serves_bf16_frames_after_eager_bf16() -> None:
+    torch.manual_seed(4)
+    model = TransformerNet(TINY).eval().to(torch.bfloat16)
+    runner = BackgroundCompiled(model, "tiny", mode="package")
+    x = torch.rand(1, 3, 16, 20, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        eager = runner(x)  # eager bf16 while the package builds
+        assert runner.wait(x, timeout_s=600), "the package did not build"
+        packaged = runner(x)
+    runner.close()
+    assert packaged.dtype == torch.bfloat16
+    assert (packaged.float() - eager.float()).abs().mean() < 0.02  # bf16 rounding, same picture
+
+
+def test_closing_stops_a_build_under_way() -> None:
+    torch.manual_seed(2)
+    runner = PackageCompiled(TransformerNet(TINY).eval())
+    failures: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            with torch.inference_mode():
+                runner(torch.rand(1, 3, 12, 12))
+        except CompileStopped as exc:
+            failures.append(exc)
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    deadline = time.monotonic() + 30
+    while not runner._builders and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = runner._builders
+    runner.close()
+    builder.join(timeout=30)
+    assert not builder.is_alive() and child.poll() is not None
+    assert "stopped" in str(failures[0])
+    with pytest.raises(CompileStopped, match="closed"):
+        runner(torch.rand(1, 3, 12, 16))

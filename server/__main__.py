@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_limits(p)
     p.add_argument("--no-marker-bit", action="store_true", help="keep aiortc's stock jitter buffer")
     p.add_argument(
-        "--no-compile", action="store_true", help="run the model eager (no torch.compile)"
+        "--no-compile",
+        action="store_true",
+        help="run the model eager (no compiled packages on a CPU, no torch.compile on a GPU)",
     )
     p.add_argument(
         "--precision",

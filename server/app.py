@@ -16,7 +16,7 @@ from .access_log import PollsAtDebug
 from .auth import AdminGuard, FailureThrottle, load_token
 from .config import ServerConfig
 from .jobs import setup_jobs
-from .keys import ADMIN_GUARD, ADMIN_TOKEN, CONFIG, JOBS, METRICS, READY
+from .keys import ADMIN_GUARD, ADMIN_TOKEN, CONFIG, JOBS, METRICS
 from .live import setup_live
 from .live.keys import PEERS
 from .live.peers import DROP_REASONS, REFUSE_REASONS
@@ -124,15 +124,20 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: status, device, styles, and load against capacity (for balancers)."""
+    """GET /healthz: status, device, styles, what serves each frame size, load against capacity.
+
+    "status" is "ok" whenever viewers are taken (eager serves a size while its compiled
+    version builds: "inference" says which serves each); "warming_up" while no style is loaded.
+    """
     registry, config, live = request.app[REGISTRY], request.app[CONFIG], request.app[PEERS]
-    peers, ready = len(live), request.app[READY].is_set()
+    peers, ready = len(live), registry.default is not None
     return web.json_response(
         {
             "status": "ok" if ready else "warming_up",
             "device": str(registry.device),
             "variant": registry.preferred_variant,
             "styles": [s.name for s in registry.styles()],
+            "inference": registry.inference(),
             "peers": peers,
             "max_peers": config.max_peers,
             "load": round(peers / max(1, config.max_peers), 3),

@@ -49,7 +49,9 @@ class ServerConfig:
     budget_interval_s: float = 2.0  # how often the send budget is re-planned from measured costs
     threads: int | None = None  # CPU threads for inference (default: all cores but one)
     precision: str = "auto"  # fp32 | bf16 | int8 | auto (int8 where VNNI, see cpu_precision)
-    compile: bool = True  # torch.compile each new frame shape in the background (eager meanwhile)
+    compile: bool = (
+        True  # build each frame shape's compiled model in the background (eager meanwhile)
+    )
     cert_file: Path | None = None  # PEM certificate chain: serve HTTPS (phones need it)
     key_file: Path | None = None  # PEM private key of cert_file
     role: str = "all"  # "live": no job store, /admin or /api/jobs (another node holds them)

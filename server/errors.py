@@ -56,14 +56,14 @@ class AtCapacity(ServerError):
 
 
 class WarmingUp(AtCapacity):
-    """Start-up is still compiling the model: come back after Retry-After (quiet: the page
-    asks every few seconds, and start-up already said it is compiling)."""
+    """The server cannot take viewers yet (no style is loaded): come back after Retry-After
+    (quiet: the page asks every few seconds)."""
 
     quiet = True
 
-    def __init__(self, retry_after_s: int = 5) -> None:
+    def __init__(self, reason: str, retry_after_s: int = 5) -> None:
         super().__init__(
-            "warming up: the model is being compiled for this machine; try again in a few seconds",
+            f"warming up: {reason}; try again in a few seconds",
             headers={"Retry-After": str(retry_after_s)},
         )
 

@@ -6,8 +6,6 @@ server/jobs/keys.py); what another room needs is here, typed with a Protocol of 
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from .auth import AdminGuard
@@ -17,7 +15,6 @@ from .services import Audience, JobLedger, StyleCatalog
 
 CONFIG = web.AppKey("config", ServerConfig)
 METRICS = web.AppKey("metrics", Metrics)
-READY = web.AppKey("ready", asyncio.Event)  # set once start-up's compiling is done
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 ADMIN_GUARD = web.AppKey("admin_guard", AdminGuard)  # token check + throttle, shared by rooms
 STYLES: web.AppKey[StyleCatalog] = web.AppKey("styles")  # the styles room's registry

@@ -32,11 +32,6 @@ class StyleCatalog(Protocol):
         """The Stylizer of a style (called from the inference thread)."""
         ...
 
-    @property
-    def compiling(self) -> bool:
-        """Whether styles compile in the background (a cold start-up then takes minutes)."""
-        ...
-
     def lower_priority(self) -> None:
         """From now on builds run as background work: the viewers' frames come first."""
         ...

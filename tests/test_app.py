@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import logging
-import threading
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from webrtc_helpers import Viewer, test_config
+from webrtc_helpers import test_config
 
 from server.__main__ import build_parser, config_from_args
 from server.app import create_app
-from server.live import warmup
 
 
 @pytest.fixture
@@ -41,6 +37,9 @@ async def test_live_page_has_the_contract_elements(client):
 
 async def test_healthz(client):
     body = await (await client.get("/healthz")).json()
+    inference = body.pop("inference")
+    assert inference["compiled"] is False and inference["builds_pending"] == 0
+    assert inference["sizes"] == {"alpha": {}, "beta": {}}  # eager serves every size
     assert body == {
         "status": "ok",
         "device": "cpu",
@@ -121,33 +120,3 @@ def test_cli_options_reach_the_config(monkeypatch):
     assert config.admin_token == "from-env" and config.variant == "full"
     assert config.max_clip_bytes == 10 * 2**20 and config.marker_bit is False
     assert config.content_dir == Path("photos")
-
-
-async def test_a_compiling_server_answers_at_once_and_takes_viewers_once_warm(
-    aiohttp_client, models_dir, tmp_path, monkeypatch, caplog
-):
-    compiled = threading.Event()
-    monkeypatch.setattr(warmup, "prepare", lambda *args: compiled.wait(30))
-    config = test_config(models_dir, tmp_path, compile=True)
-    client = await aiohttp_client(create_app(config))
-    # the page and the API answer while start-up compiles; /offer asks to come back
-    assert (await client.get("/")).status == 200
-    health = await (await client.get("/healthz")).json()
-    assert health["status"] == "warming_up" and health["at_capacity"] is True
-    viewer = Viewer()
-    response = await client.post("/offer", json=await viewer.offer())
-    assert response.status == 503
-    assert response.headers["Retry-After"] == "5"
-    assert "warming up" in (await response.json())["error"]
-    # the page retries every few seconds: no warning per retry
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    compiled.set()
-    for _ in range(100):
-        if (await (await client.get("/healthz")).json())["status"] == "ok":
-            break
-        await asyncio.sleep(0.05)
-    try:
-        await viewer.connect(client)
-        await viewer.wait_open()
-    finally:
-        await viewer.close()

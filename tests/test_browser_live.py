@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import urllib.request
 
 import pytest
+from conftest import make_tiny_style
 from webrtc_helpers import CHROMIUM, ServerThread, chromium, free_port, test_config, write_y4m
-
-from server.live import warmup
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -142,21 +140,19 @@ def batches_of_two(server: ServerThread) -> float:
     return counts["+Inf"] - counts["1.0"]
 
 
-def test_page_waits_for_a_warming_server_and_streams_once_it_is_ready(
-    models_dir, tmp_path, browser, monkeypatch
-):
-    compiled = threading.Event()
-    monkeypatch.setattr(warmup, "prepare", lambda *args: compiled.wait(60))
-    config = test_config(models_dir, tmp_path, port=free_port(), compile=True)
+def test_page_waits_while_no_style_is_loaded_and_streams_once_one_is(tmp_path, browser):
+    models = tmp_path / "models"
+    models.mkdir()
+    config = test_config(models, tmp_path, port=free_port())
     with ServerThread(config) as server:
         page = browser.new_page()
         page.goto(server.url + "/")
-        page.wait_for_selector("body[data-ready=true]")  # the page loads while it compiles
+        page.wait_for_selector("body[data-ready=true]")  # the page loads with no style
         page.click("#start")
         page.wait_for_selector("body[data-connection='warming up']", timeout=20_000)
-        assert "preparing the model" in page.text_content("#toast")
+        assert "no style is loaded yet" in page.text_content("#toast")
         assert health(server)["status"] == "warming_up"
-        compiled.set()
+        make_tiny_style(models, "gamma", seed=3)  # e.g. a training job's first style
         page.wait_for_function(
             "() => { const v = document.getElementById('remote');"
             " return v.readyState >= 2 && v.videoWidth > 0; }",

@@ -6,7 +6,15 @@ import pytest
 from webrtc_helpers import Viewer, pin_cost, test_config
 
 from server.app import create_app
-from server.live.budget import MIN_FPS, Budget, BudgetPlanner, CostModel, box_shapes, plan
+from server.live.budget import (
+    LADDER,
+    MIN_FPS,
+    Budget,
+    BudgetPlanner,
+    CostModel,
+    box_shapes,
+    plan,
+)
 
 
 def cost(seconds_per_frame_at_vga: float) -> CostModel:
@@ -132,3 +140,31 @@ def test_a_size_measured_long_ago_follows_the_latest_cost_per_pixel():
     for _ in range(30):
         costs.observe(320, 240, 1, 0.01)  # smaller frames are cheap now
     assert costs.per_frame(640, 480) == pytest.approx(0.04, rel=0.01)
+
+
+def test_the_budget_grows_within_a_second_once_a_size_switches_from_eager_to_its_package():
+    costs = CostModel()
+    planner = BudgetPlanner(costs)
+    for _ in range(3):
+        costs.observe(320, 240, 1, 0.06)  # start-up timed eager: 12.5 fps possible
+    planner.update(1)
+    assert (planner.current.max_width, planner.current.max_fps) == (320, 12)
+    for _ in range(10):  # the batcher's next calls: the size's package serves at 27 ms
+        costs.observe(320, 240, 1, 0.027)
+    assert planner.update()
+    assert (planner.current.max_width, planner.current.max_fps) == (320, 20)
+
+
+def test_the_budget_grows_only_into_sizes_whose_build_has_landed():
+    built = {(320, 240)}
+    costs = cost(0.2)  # eager: 640x480 too slow for one viewer, 320x240 fine
+    costs.FRESH_S = 0.0  # every size is estimated from the latest cost per pixel
+    planner = BudgetPlanner(costs, settled=lambda box: box in built)
+    planner.update(1)
+    assert planner.current.max_width == 320
+    for _ in range(20):  # 320x240's package serves: larger sizes would now be affordable ...
+        costs.observe(320, 240, 1, 0.005)
+    planner.update()
+    assert planner.current.max_width == 320  # ... but eager would serve them until built
+    built.update(LADDER)
+    assert planner.update() and planner.current.max_width > 320

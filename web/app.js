@@ -276,7 +276,7 @@ async function connect() {
     });
     const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (response.status === 503 && /^warming up/.test(answer.error || "")) {
-      warmingUp(pc, Number(response.headers.get("Retry-After")) || 5);
+      warmingUp(pc, Number(response.headers.get("Retry-After")) || 5, answer.error);
       return;
     }
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
@@ -330,12 +330,13 @@ function connectionLost(pc, reason) {
   state.retryTimer = setTimeout(() => { if (state.wanted && !state.pc) connect(); }, delay);
 }
 
-// The server is still compiling its model (a first start): not a lost session, just wait.
-function warmingUp(pc, seconds) {
+// The server cannot take viewers yet (e.g. no style is loaded): not a lost session, just wait.
+function warmingUp(pc, seconds, reason) {
   if (state.pc !== pc || !state.wanted) return;
   closeConnection();
   setConnection("warming up");
-  toast("The server is preparing the model for this machine (a first start takes a minute or two). Connecting as soon as it is ready…");
+  const why = reason.replace(/^warming up: /, "").replace(/; try again.*$/, "");
+  toast(`The server is not ready yet (${why}). Connecting as soon as it is…`);
   state.retryTimer = setTimeout(() => { if (state.wanted && !state.pc) connect(); }, seconds * 1000);
 }
 

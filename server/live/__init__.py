@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import AUDIENCE, CONFIG, METRICS, READY, STYLES
+from stylefusion.stylizer import Stylizer
+
+from ..keys import AUDIENCE, CONFIG, METRICS, STYLES
+from ..services import StyleCatalog
 from . import signalling, warmup
 from .batcher import Batcher
-from .budget import BudgetPlanner, CostModel
+from .budget import BudgetPlanner, CostModel, box_shapes
 from .keys import BATCHER, BUDGET, PEERS
 from .peers import PeerSet
 
@@ -24,7 +27,7 @@ log = logging.getLogger(__name__)
 def setup_live(app: web.Application) -> None:
     """The batcher, viewers and send budget on the live keys; /offer and /api/config."""
     config, metrics, styles = app[CONFIG], app[METRICS], app[STYLES]
-    planner = BudgetPlanner(CostModel())
+    planner = BudgetPlanner(CostModel(), settled=lambda box: settled(styles, box))
     batcher = Batcher(
         styles.stylizer,
         config.max_batch,
@@ -36,53 +39,60 @@ def setup_live(app: web.Application) -> None:
     peers = PeerSet(config.max_peers, batcher, metrics, planner)
     app[BUDGET], app[BATCHER], app[PEERS] = planner, batcher, peers
     app[AUDIENCE] = peers
-    app[READY] = asyncio.Event()
     app.router.add_get("/api/config", page_config)
     app.router.add_post("/offer", signalling.offer)
     app.cleanup_ctx.append(live_context)
 
 
 async def live_context(app: web.Application) -> AsyncIterator[None]:
-    """Warm the styles up, start the inference thread; close every peer on exit."""
+    """Time the model, start the inference thread; close every peer on exit.
+
+    Nothing waits on a compile: eager serves each frame size until its compiled version
+    (built at low priority meanwhile) is ready, so the server takes viewers within seconds.
+    """
     config, styles, batcher, peers = app[CONFIG], app[STYLES], app[BATCHER], app[PEERS]
-    names = sorted((s.name for s in styles.styles()), key=lambda name: name != styles.default)
-    stylizers = [styles.stylizer(name) for name in names]  # the default style first
-
-    async def warm_up() -> None:
-        # start-up compiles at full speed; once viewers can come, compiling yields to them
-        await asyncio.to_thread(
-            warmup.prepare, stylizers, app[BUDGET], config.max_peers, config.max_batch
-        )
-        styles.lower_priority()
-        batcher.start()
-        app[READY].set()
-        log.info("serving %d style(s)", len(stylizers))
-
-    tasks = [asyncio.create_task(replan(app, config.budget_interval_s), name="budget")]
-    if not styles.compiling:
-        await warm_up()  # eager: a few timed calls
-    else:
-        # compiling takes seconds warm, minutes cold: meanwhile the pages and the API answer,
-        # and /offer says 503 "warming up" (the page retries by itself)
-        log.info("compiling for this machine before taking viewers (a minute or more cold)")
-        tasks.append(asyncio.create_task(warm_up(), name="warm-up"))
+    styles.lower_priority()  # builds are background work from the start: viewers come first
+    await asyncio.to_thread(
+        warmup.prepare, default_first(styles), app[BUDGET], config.max_peers, config.max_batch
+    )
+    batcher.start()
+    log.info("serving %d style(s)", len(styles.styles()))
+    budget = asyncio.create_task(replan(app, config.budget_interval_s), name="budget")
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        budget.cancel()
+        await asyncio.gather(budget, return_exceptions=True)
         await peers.close_all()
         await batcher.stop()
 
 
+def settled(styles: StyleCatalog, box: tuple[int, int]) -> bool:
+    """Whether the default style runs a box's frame sizes as it will for good (built)."""
+    if styles.default is None:
+        return True
+    stylizer = styles.stylizer(styles.default)
+    return all(stylizer.settled(height, width) for height, width in box_shapes(box))
+
+
+def default_first(styles: StyleCatalog) -> list[Stylizer]:
+    """The loaded styles' stylizers, the default style's first."""
+    names = sorted((s.name for s in styles.styles()), key=lambda name: name != styles.default)
+    return [styles.stylizer(name) for name in names]
+
+
 async def replan(app: web.Application, interval_s: float) -> None:
-    """Re-plan the send budget as the measured cost changes; tell every page when it does."""
-    planner, peers = app[BUDGET], app[PEERS]
+    """Re-plan the send budget as the measured cost changes; tell every page when it does.
+
+    Each round also queues the shapes the budget would pick at the current costs, so a size
+    that builds landing make affordable is built before the budget offers it.
+    """
+    config, planner, peers, styles = app[CONFIG], app[BUDGET], app[PEERS], app[STYLES]
     while True:
         await asyncio.sleep(interval_s)
         if planner.update():
             peers.broadcast(planner.current.message())
+        warmup.compile_ahead(default_first(styles), planner, config.max_peers, config.max_batch)
 
 
 async def page_config(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -132,27 +132,40 @@ def plan(
 
 
 class BudgetPlanner:
-    """Keeps the current budget for the live viewer count; re-plans on joins, leaves, ticks."""
+    """Keeps the current budget for the live viewer count; re-plans on joins, leaves, ticks.
 
-    def __init__(self, costs: CostModel, ladder: tuple[tuple[int, int], ...] = LADDER) -> None:
+    `settled(box)` says whether a box's frame sizes run as they will for good (their compiled
+    version is built, or none is coming). The budget grows only into settled boxes: costs are
+    learnt from the package serving a size, and a larger size still served eager meanwhile
+    would cost more than planned (the budget would drop back, then grow again: flapping).
+    """
+
+    def __init__(
+        self,
+        costs: CostModel,
+        ladder: tuple[tuple[int, int], ...] = LADDER,
+        settled: Callable[[tuple[int, int]], bool] | None = None,
+    ) -> None:
         self.costs = costs
         self.ladder = ladder
+        self.settled = settled or (lambda box: True)
         self.viewers = 0
         self.current, _ = plan(costs, 1, ladder)
 
     def for_newcomer(self) -> Budget:
         """The budget a page about to join would get (its default camera size)."""
-        return plan(self.costs, self.viewers + 1, self.ladder)[0]
+        return plan(self.costs, self.viewers + 1, self._open_ladder())[0]
 
     def update(self, viewers: int | None = None) -> bool:
         """Re-plan (for a new viewer count, if given); True if the budget changed."""
         joined_or_left = viewers is not None and viewers != self.viewers
         if viewers is not None:
             self.viewers = viewers
-        budget, fps = plan(self.costs, self.viewers, self.ladder)
+        ladder = self._open_ladder()
+        budget, fps = plan(self.costs, self.viewers, ladder)
         if not joined_or_left and _larger(budget, self.current):
             # same load: only grow with headroom, so noise in the cost cannot make it flap
-            budget, fps = plan(self.costs, self.viewers, self.ladder, RAISE_MARGIN)
+            budget, fps = plan(self.costs, self.viewers, ladder, RAISE_MARGIN)
             if not _larger(budget, self.current):
                 return False
         if budget == self.current:
@@ -160,6 +173,11 @@ class BudgetPlanner:
         log.info("send budget now %s (%d viewer(s), %.1f fps possible)", budget, self.viewers, fps)
         self.current = budget
         return True
+
+    def _open_ladder(self) -> tuple[tuple[int, int], ...]:
+        """The boxes the budget may pick now: the current one and smaller, larger settled ones."""
+        area = self.current.max_width * self.current.max_height
+        return tuple(b for b in self.ladder if b[0] * b[1] <= area or self.settled(b))
 
 
 def _larger(a: Budget, b: Budget) -> bool:

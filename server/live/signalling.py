@@ -20,8 +20,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..clients import client_address
 from ..config import ServerConfig
-from ..errors import AtCapacity, BadRequest, WarmingUp
-from ..keys import CONFIG, METRICS, READY, STYLES
+from ..errors import BadRequest, WarmingUp
+from ..keys import CONFIG, METRICS, STYLES
 from .budget import Budget
 from .control import LABEL, attach_control
 from .ice import page_ice_servers, rtc_configuration
@@ -41,11 +41,9 @@ async def offer(request: web.Request) -> web.Response:
     app = request.app
     registry, peers, config = app[STYLES], app[PEERS], app[CONFIG]
     sdp, style = await read_offer(request, config)
-    if not app[READY].is_set():
-        raise WarmingUp()
     style = style or registry.default
-    if style is None:
-        raise AtCapacity("no style is loaded yet")
+    if style is None:  # an empty models dir: the first trained style makes the server ready
+        raise WarmingUp("no style is loaded yet")
     if style not in registry:
         raise BadRequest(f"unknown style {style!r}")
     remote = client_address(request, config.trusted_proxies)

@@ -1,9 +1,12 @@
-"""Start-up: measure the model's cost and compile the frame shapes the budget will ask for.
+"""Start-up: learn the model's cost and queue the frame shapes the budget will ask for.
 
-Compiling a new shape takes seconds of CPU; doing it while viewers watch starves them. So
-before the server takes viewers it times the model at a probe size, compiles the shapes the
-send budget gives one viewer, and queues the shapes of more viewers on the compile thread
-(which runs at low priority). A restart finds the compiled kernels in the on-disk cache.
+Compiling a frame shape takes seconds warm and a minute or more cold (an int8 package), so no
+viewer waits for it: start-up only times the eager model at a probe size (a second), and the
+server takes viewers at once. Eager serves every shape until its compiled version is ready; the
+shapes the send budget gives 1..max_peers viewers are queued on the compile thread, which runs
+at low priority, and each frame size switches over when its build lands. The batcher keeps
+measuring every call, so the budget follows a size's cost down when its package takes over.
+A restart finds the compiled kernels in the on-disk cache.
 """
 
 from __future__ import annotations
@@ -26,32 +29,43 @@ TIMED_CALLS = 3
 def prepare(
     stylizers: list[Stylizer], planner: BudgetPlanner, max_peers: int, max_batch: int
 ) -> None:
-    """Time the probe, compile and time the first viewer's shapes, queue the others (blocking).
+    """Time the default style's eager model at the probe size and queue the shapes to build.
 
-    The first stylizer (the default style) is measured; the other styles share its graphs,
-    so theirs are queued on the compile thread, which makes them ready in a fraction.
+    Blocks for a few eager calls. The first stylizer (the default style) is measured; the
+    other styles run the same network, so they cost the same.
     """
     if not stylizers:
         return
     start = time.perf_counter()
-    stylizer = stylizers[0]
-    time_shape(stylizer, planner, PROBE[1], PROBE[0])
-    boxes = budget_boxes(planner, max_peers)
-    for height, width in box_shapes(boxes[0]):
-        for batch in stylizer.batch_shapes(max_batch):
-            stylizer.warm_up(height, width, batch)  # waits for the compiled graph
-        time_shape(stylizer, planner, height, width)
-    for box, other in [(b, stylizer) for b in boxes[1:]] + [(boxes[0], s) for s in stylizers[1:]]:
-        for height, width in box_shapes(box):
-            for batch in other.batch_shapes(max_batch):
-                other.warm_up(height, width, batch, compiled=False)  # compiles meanwhile
+    time_shape(stylizers[0], planner, PROBE[1], PROBE[0])
     planner.update()
+    queued = compile_ahead(stylizers, planner, max_peers, max_batch)
     log.info(
-        "model ready in %.1f s; budget for one viewer %s; shapes queued for %s",
+        "model timed in %.1f s; budget for one viewer %s; %d shape(s) to build meanwhile",
         time.perf_counter() - start,
         planner.for_newcomer(),
-        boxes[1:],
+        queued,
     )
+
+
+def compile_ahead(
+    stylizers: list[Stylizer], planner: BudgetPlanner, max_peers: int, max_batch: int
+) -> int:
+    """Queue the shapes the budget picks for 1..max_peers viewers at the current costs
+    (the default style's, and one viewer's of the other styles); returns the builds pending.
+
+    Cheap when they are queued already: call it again as costs change (builds landing make
+    larger sizes affordable, whose shapes then build ahead of the budget asking for them).
+    """
+    if not stylizers:
+        return 0
+    boxes = budget_boxes(planner, max_peers)
+    wanted = [(box, stylizers[0]) for box in boxes] + [(boxes[0], s) for s in stylizers[1:]]
+    for box, stylizer in wanted:
+        for height, width in box_shapes(box):
+            for batch in stylizer.batch_shapes(max_batch):
+                stylizer.compile_ahead(height, width, batch)
+    return sum(s.builds_pending() for s in stylizers)
 
 
 def budget_boxes(planner: BudgetPlanner, max_peers: int) -> list[tuple[int, int]]:
@@ -66,10 +80,10 @@ def budget_boxes(planner: BudgetPlanner, max_peers: int) -> list[tuple[int, int]
 
 
 def time_shape(stylizer: Stylizer, planner: BudgetPlanner, height: int, width: int) -> None:
-    """Time a few single-frame calls of a shape (compiled first if compiling) into the costs."""
-    stylizer.warm_up(height, width, 1)
+    """Time a few single-frame eager calls of a shape (after one untimed) into the costs."""
     frames = np.zeros((1, height, width, 3), np.uint8)
+    stylizer(frames, eager=True)  # the first call of a shape sets up its kernels
     for _ in range(TIMED_CALLS):
         start = time.perf_counter()
-        stylizer(frames)
+        stylizer(frames, eager=True)
         planner.costs.observe(width, height, 1, time.perf_counter() - start)

@@ -97,8 +97,22 @@ class StyleRegistry:
 
     @property
     def compiling(self) -> bool:
-        """Whether styles compile in the background (a cold start-up then takes minutes)."""
+        """Whether styles compile each frame size in the background (eager serves it meanwhile)."""
         return self.compiler is not None
+
+    def inference(self) -> dict[str, object]:
+        """How the styles run: precision, whether they compile, the builds still pending, and
+        per style each frame size's server ("eager" while its compiled version builds)."""
+        loaded = self.loaded()
+        precision = self.precision  # a GPU runs its measured half dtype (stylefusion.tuning)
+        if self.device.type != "cpu" and loaded:
+            precision = str(loaded[0].stylizer.dtype).removeprefix("torch.")
+        return {
+            "precision": precision,
+            "compiled": self.compiling,
+            "builds_pending": sum(style.stylizer.builds_pending() for style in loaded),
+            "sizes": {style.name: style.stylizer.serving() for style in loaded},
+        }
 
     def lower_priority(self) -> None:
         """From now on builds run as background work: the viewers' frames come first."""

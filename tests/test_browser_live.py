@@ -9,7 +9,15 @@ import urllib.request
 
 import pytest
 from conftest import make_tiny_style
-from webrtc_helpers import CHROMIUM, ServerThread, chromium, free_port, test_config, write_y4m
+from webrtc_helpers import (
+    CHROMIUM,
+    ServerThread,
+    chromium,
+    free_port,
+    pin_cost,
+    test_config,
+    write_y4m,
+)
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -49,10 +57,21 @@ def health(server: ServerThread) -> dict:
         return json.load(response)
 
 
+TINY_MODEL_COST = 1e-9  # seconds per pixel: the budget then allows 1280x720 at 30 fps
+
+
+async def pinned(server: ServerThread, per_pixel: float) -> None:
+    """Pin the server's cost model (on its loop, beside the batcher and the budget tick)."""
+    pin_cost(server.app, per_pixel)
+
+
 @pytest.fixture
 def server(models_dir, tmp_path):
     config = test_config(models_dir, tmp_path, port=free_port(), stats_interval_s=0.5)
     with ServerThread(config) as running:
+        # the send budget follows measured cost; a tiny model starved by Chromium on a loaded
+        # box could shrink it below what these tests send, so they plan with a fixed cost
+        running.call(pinned(running, TINY_MODEL_COST))
         yield running
 
 
@@ -93,9 +112,11 @@ def test_page_streams_stylized_video_and_switches_style(server, browser):
 
     page.select_option("#style", "beta")
     page.wait_for_selector("body[data-active-style=beta]", timeout=20_000)
-    page.wait_for_function("() => Number(document.body.dataset.statsCount) >= 2")
-    stats_line = page.text_content("#stats")
-    assert "beta" in stats_line and "fps" in stats_line
+    # stats come about once a second: the first ones after the switch may still be alpha's
+    page.wait_for_function(
+        "() => document.getElementById('stats').textContent.includes('beta')", timeout=20_000
+    )
+    assert "fps" in page.text_content("#stats")
 
     page.click("#stop")
     page.wait_for_selector("body[data-connection=idle]")

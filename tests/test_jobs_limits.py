@@ -121,7 +121,7 @@ async def _endless_upload(
     return status, answer, when
 
 
-async def test_plain_fields_are_checked_before_a_file_is_stored(
+async def test_bad_fields_before_a_file_refuse_it_before_it_is_stored(
     aiohttp_client, tmp_path: Path, models_dir: Path, content_dir: Path
 ) -> None:
     config = jobs_config(tmp_path, models_dir, content_dir)
@@ -129,9 +129,10 @@ async def test_plain_fields_are_checked_before_a_file_is_stored(
     kept = await _a_finished_render(client, tmp_path)
     before = _files_left(config)
     answered = asyncio.Event()
+    # a missing field may still come after the file; a bad, refused or unknown one cannot be cured
     uploads = [
-        _endless_upload(client, {}, answered),  # no style at all
-        _endless_upload(client, {"strength": "1"}, answered),
+        _endless_upload(client, {"strength": "x"}, answered),  # no style yet, but a bad strength
+        _endless_upload(client, {"style": "alpha", "colour": "red"}, answered),
         _endless_upload(client, {"style": "no-such-style"}, answered),
         _endless_upload(client, {"style": "alpha", "strength": "7"}, answered),
     ]
@@ -140,7 +141,7 @@ async def test_plain_fields_are_checked_before_a_file_is_stored(
     answered.set()
     results = [t.result() for t in tasks]
     for (status, answer, sent), words in zip(
-        results, ("'style'", "'style'", "no-such-style", "strength"), strict=True
+        results, ("'strength'", "'colour'", "no-such-style", "strength"), strict=True
     ):
         assert status == 422 and words in answer["error"], answer
         assert sent <= 2**20  # answered while 19 of the 20 MiB were still unsent

@@ -117,7 +117,8 @@ function suggestName(file) {
     .replace(/^-+|-+$/g, "").slice(0, 40);
 }
 
-// Plain fields go first, files last: the server checks the fields before it stores any file.
+// Plain fields go first (the server takes any order): a bad field is refused before any file
+// is uploaded and stored.
 function formBody(form) {
   const fields = [];
   const files = [];

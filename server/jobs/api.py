@@ -27,12 +27,22 @@ from .params import (
     TrainParams,
     VideoParams,
     from_fields,
+    missing_fields,
+    parse_fields,
     title_of,
     to_json,
 )
 from .queue import QueueLimits
 from .store import Job, JobStore
-from .uploads import UploadedForm, UploadLimits, probe_clip, probe_image, read_form
+from .uploads import (
+    MAX_FILES,
+    FileField,
+    UploadedForm,
+    UploadLimits,
+    probe_clip,
+    probe_image,
+    read_form,
+)
 
 log = logging.getLogger(__name__)
 
@@ -190,29 +200,34 @@ class JobsApi:
         return job
 
     async def submit_video(self, request: web.Request) -> web.Response:
-        """POST /api/jobs/video: multipart style, strength?, max_side?, then file."""
-        limits = {"file": self.limits.clip_bytes}
-        return await self._submit(request, VideoParams, limits, self._video_files)
+        """POST /api/jobs/video: multipart file, style, strength?, max_side? (in any order)."""
+        files = {"file": FileField(self.limits.clip_bytes)}
+        return await self._submit(request, VideoParams, files, self._video_files)
 
     async def submit_render(self, request: web.Request) -> web.Response:
-        """POST /api/jobs/render: multipart size?, iterations?, ..., then content, style_image."""
-        limits = {"content": self.limits.image_bytes, "style_image": self.limits.image_bytes}
-        return await self._submit(request, RenderParams, limits, self._render_files)
+        """POST /api/jobs/render: multipart content, style_image, size?, iterations?, ..."""
+        image = FileField(self.limits.image_bytes)
+        files = {"content": image, "style_image": image}
+        return await self._submit(request, RenderParams, files, self._render_files)
 
     async def submit_train(self, request: web.Request) -> web.Response:
-        """POST /api/jobs/train: multipart name, steps? or seconds?, ..., then style_image."""
-        limits = {"style_image": self.limits.image_bytes, "content": self.limits.image_bytes}
-        return await self._submit(request, TrainParams, limits, self._train_files)
+        """POST /api/jobs/train: multipart style_image, name, steps? or seconds?, content?..."""
+        files = {
+            "style_image": FileField(self.limits.image_bytes),
+            "content": FileField(self.limits.image_bytes, MAX_FILES),  # photos to train on
+        }
+        return await self._submit(request, TrainParams, files, self._train_files)
 
     async def _submit(
         self,
         request: web.Request,
         cls: type[P],
-        file_limits: dict[str, int],
+        file_fields: dict[str, FileField],
         add_files: Callable[[P, UploadedForm, Path], P],
     ) -> web.Response:
-        """Check disk and plain fields before storing files, then probe the files and queue."""
-        max_total = sum(file_limits.values()) + FORM_SLACK
+        """Check queue and disk, read the form (its fields checked as early as they allow),
+        then probe the files and queue the job."""
+        max_total = sum(f.max_bytes for f in file_fields.values()) + FORM_SLACK
         if cls is TrainParams:  # content photos may come as many files
             max_total += self.limits.image_bytes * MAX_CONTENT_UPLOAD
         client = client_address(request, self.config.trusted_proxies)
@@ -220,13 +235,16 @@ class JobsApi:
         await asyncio.to_thread(self._check_disk, request.content_length or 0)
         checked: list[P] = []
 
-        async def check_fields(fields: dict[str, str]) -> None:
-            checked.append(await asyncio.to_thread(self._params, cls, fields))
+        async def check_fields(fields: dict[str, str], final: bool) -> None:
+            params = await asyncio.to_thread(self._params, cls, fields, final)
+            if final:
+                assert params is not None  # the final check returns params or raises
+                checked.append(params)
 
         job_id = self.store.new_id()
         folder = self.store.job_dir(job_id)
         try:
-            form = await read_form(request, folder, file_limits, max_total, check_fields)
+            form = await read_form(request, folder, file_fields, max_total, check_fields)
             params = await asyncio.to_thread(add_files, checked[0], form, folder)
             await asyncio.to_thread(self.store.create, params, job_id, client, self.queue_limits)
         except BaseException:
@@ -245,10 +263,18 @@ class JobsApi:
                 f"the server's disk is almost full ({free // 2**20} MiB free); try again later"
             )
 
-    def _params(self, cls: type[P], fields: dict[str, str]) -> P:
-        """Typed, library-checked params from the plain fields; ServerErrors for bad ones."""
+    def _params(self, cls: type[P], fields: dict[str, str], final: bool = True) -> P | None:
+        """Typed, library-checked params from the plain fields; ServerErrors for bad ones.
+
+        Not `final` (more fields may follow a file), only what no later field can cure is
+        refused: a bad or unknown field, a refused setting; a missing field waits for the end
+        (None), and so does an existing style name while `overwrite` may still come.
+        """
+        defaults = self.defaults.get(cls, {})
         try:
-            params = from_fields(cls, fields, **self.defaults.get(cls, {}))
+            if not final and missing_fields(cls, parse_fields(cls, fields), defaults):
+                return None
+            params = from_fields(cls, fields, **defaults)
             if isinstance(params, VideoParams):
                 resolve_style(params.style, self.models_dir)
         except InvalidInput as exc:
@@ -258,7 +284,8 @@ class JobsApi:
                 raise Unprocessable(f"{name!r} must be at most {limit}")
         if isinstance(params, TrainParams):
             params = params.with_budget()
-            self._check_name_free(params.name, params.overwrite)
+            if final or "overwrite" in fields:
+                self._check_name_free(params.name, params.overwrite)
         return params
 
     def _caps(self, params: P) -> list[tuple[str, float, float]]:

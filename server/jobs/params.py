@@ -207,25 +207,44 @@ def from_fields(cls: type[P], fields: Mapping[str, str], **defaults: Any) -> P:
     """Params from plain form fields (strings) over the server's defaults; checked.
 
     File fields are left empty here; the caller fills them in once the files are stored.
-    Raises InvalidInput naming the field for a missing, malformed or refused value.
+    Raises InvalidInput naming the field for a missing, malformed, unknown or refused value.
+    """
+    values = parse_fields(cls, fields)
+    missing = missing_fields(cls, values, defaults)
+    if missing:
+        raise InvalidInput(f"missing field {missing[0]!r}")
+    params = cls(**(defaults | values))
+    params.check()
+    return params
+
+
+def parse_fields(cls: type[P], fields: Mapping[str, str]) -> dict[str, Any]:
+    """Each sent field as its type; InvalidInput for a field the form does not take.
+
+    An empty value means "not given" (the default); every other value is used, none dropped.
     """
     hints = get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        raw = fields.get(f.name, "")
-        if f.name in cls.files or f.name in cls.titles or raw == "":
-            continue
-        values[f.name] = _parse(f.name, raw, hints[f.name])
-    missing = [
+    settable = form_fields(cls)
+    unknown = sorted(set(fields) - set(settable))
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r} (this form takes {', '.join(settable)})")
+    return {name: _parse(name, raw, hints[name]) for name, raw in fields.items() if raw != ""}
+
+
+def missing_fields(
+    cls: type[P], values: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> list[str]:
+    """The required fields neither sent nor given a server default."""
+    return [
         f.name
         for f in dataclasses.fields(cls)
         if f.default is dataclasses.MISSING and f.name not in values and f.name not in defaults
     ]
-    if missing:
-        raise InvalidInput(f"missing field {missing[0]!r} (send plain fields before the files)")
-    params = cls(**(defaults | values))
-    params.check()
-    return params
+
+
+def form_fields(cls: type[P]) -> list[str]:
+    """The plain fields a job form takes: its params, less the files and their titles."""
+    return [f.name for f in dataclasses.fields(cls) if f.name not in (*cls.files, *cls.titles)]
 
 
 def _parse(name: str, raw: str, hint: Any) -> Any:

@@ -71,20 +71,31 @@ class UploadedForm:
         return (self.names.get(name) or [""])[0]
 
 
-FieldsCheck = Callable[[dict[str, str]], Awaitable[None]]
+@dataclass(frozen=True)
+class FileField:
+    """A file field of a job form: its byte cap, and how many files the job takes in it."""
+
+    max_bytes: int
+    max_files: int = 1
+
+
+FieldsCheck = Callable[[dict[str, str], bool], Awaitable[None]]  # (fields so far, final)
 
 
 async def read_form(
     request: web.Request,
     dest: Path,
-    file_limits: dict[str, int],
+    file_fields: dict[str, FileField],
     max_total: int,
     check_fields: FieldsCheck,
 ) -> UploadedForm:
-    """Stream a multipart body into `dest`; file fields and their byte limits are given.
+    """Stream a multipart body into `dest`, its fields and files in whatever order they come.
 
-    Plain fields come first: `check_fields` sees them when the first file part arrives (or at
-    the end of a form without files) and raises to refuse the request before any file is read.
+    `check_fields(fields, False)` runs before each file that follows new fields, so a bad
+    value refuses the request before that file is stored; `check_fields(fields, True)` once
+    the whole form is read, so a field after the files counts as much as one before them.
+    A repeated field is a 422, a file the job does not take a 400; the caller deletes `dest`
+    whenever this raises.
     """
     if request.content_length is not None and request.content_length > max_total:
         raise PayloadTooLarge(f"upload too large: at most {_mib(max_total)} MiB")
@@ -93,24 +104,46 @@ async def read_form(
     form = UploadedForm()
     reader = await request.multipart()
     used = 0  # bytes of files saved so far (chunked bodies have no Content-Length to check)
-    checked = False
+    checked = -1  # how many fields the last check saw
     while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or not part.name:
-            raise BadRequest("nested or unnamed multipart parts are not accepted")
-        if part.filename is None and part.name not in file_limits:
-            if len(form.fields) >= MAX_FIELDS:
-                raise PayloadTooLarge("too many form fields")
-            form.fields[part.name] = await _read_field(part)
+        name = _part_name(part)
+        if part.filename is None and name not in file_fields:
+            await _add_field(form, part, name)
             continue
-        if part.name not in file_limits:
-            raise BadRequest(f"unexpected file field {part.name!r}")
-        if not checked:
-            await check_fields(form.fields)
-            checked = True
-        used += await _save_file(part, form, dest, file_limits[part.name], max_total - used)
-    if not checked:
-        await check_fields(form.fields)
+        rule = _file_rule(form, file_fields, name)
+        if len(form.fields) != checked:
+            await check_fields(form.fields, False)
+            checked = len(form.fields)
+        used += await _save_file(part, form, dest, min(rule.max_bytes, max_total - used))
+    await check_fields(form.fields, True)
     return form
+
+
+def _part_name(part: object) -> str:
+    """The name of a top-level form part (400 for nested or unnamed parts)."""
+    if not isinstance(part, BodyPartReader) or not part.name:
+        raise BadRequest("nested or unnamed multipart parts are not accepted")
+    return part.name
+
+
+async def _add_field(form: UploadedForm, part: BodyPartReader, name: str) -> None:
+    """Read one plain field into the form: 422 if it came already, 413 past MAX_FIELDS."""
+    if name in form.fields:
+        raise Unprocessable(f"field {name!r} was sent twice")
+    if len(form.fields) >= MAX_FIELDS:
+        raise PayloadTooLarge("too many form fields")
+    form.fields[name] = await _read_field(part)
+
+
+def _file_rule(form: UploadedForm, file_fields: dict[str, FileField], name: str) -> FileField:
+    """The rule of a file part's field; 400 for a field or a file the job does not take."""
+    rule = file_fields.get(name)
+    if rule is None:
+        raise BadRequest(f"unexpected file field {name!r}")
+    if len(form.files.get(name, ())) >= rule.max_files:
+        many = "one file" if rule.max_files == 1 else f"at most {rule.max_files} files"
+        raise BadRequest(f"{name!r} takes {many}")
+    return rule
 
 
 async def _read_field(part: BodyPartReader) -> str:
@@ -125,15 +158,11 @@ async def _read_field(part: BodyPartReader) -> str:
         raise BadRequest(f"form field {part.name!r} is not UTF-8 text") from exc
 
 
-async def _save_file(
-    part: BodyPartReader, form: UploadedForm, dest: Path, limit: int, total_left: int
-) -> int:
-    """Save one file part under a server-made name; returns its size."""
+async def _save_file(part: BodyPartReader, form: UploadedForm, dest: Path, limit: int) -> int:
+    """Save one file part under a server-made name, at most `limit` bytes; returns its size."""
     paths = form.files.setdefault(str(part.name), [])
-    if len(paths) >= MAX_FILES:
-        raise PayloadTooLarge(f"too many files in {part.name!r} (at most {MAX_FILES})")
     target = dest / f"upload-{part.name}-{len(paths)}"
-    size = await _save_part(part, target, min(limit, total_left))
+    size = await _save_part(part, target, limit)
     paths.append(target)
     form.names.setdefault(str(part.name), []).append(part.filename or "")
     return size

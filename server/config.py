@@ -67,6 +67,11 @@ class ServerConfig:
     video_timeout_s: float = 10.0  # a connected peer sending no video that long is dropped
     max_peers_per_client: int = 2  # peers of one client address, connected or connecting (429)
     max_message_bytes: int = 64 * 2**10  # control data-channel message cap (advertised, enforced)
+    max_snapshot_bytes: int = 8 * 2**20  # POST /api/snapshot body cap (413 beyond)
+    # a snapshot's pixels (413 beyond; the page scales its camera frame down to this): painting
+    # one stalls the viewers' frames for a model call, ~3 s at 1280x720 eager on a 2-core CPU
+    max_snapshot_pixels: int = 1280 * 720
+    snapshots_at_once: int = 1  # waiting for or in the model (429 beyond)
     control_rate: float = 20.0  # control messages a peer may send a second (error events beyond)
     control_burst: int = 40  # ... in a burst; refused ones past another burst drop the peer
     header_timeout_s: float = 15.0  # a connection idle or still sending headers is closed after it

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from PIL import Image
 from test_browser_live import browser, server  # noqa: F401 - shared fixtures
-from webrtc_helpers import CHROMIUM, chromium
+from webrtc_helpers import (
+    CHROMIUM,
+    ServerThread,
+    chromium,
+    free_port,
+    pattern,
+    pin_cost,
+    test_config,
+)
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -47,10 +57,13 @@ def test_record_saves_a_webm_of_the_stylized_video(server, browser, tmp_path):  
     size = start_streaming(page, server.url)
     page.click("#record")
     assert page.is_visible("#record-time")
-    page.wait_for_function(  # the timer runs while recording
-        "() => document.querySelector('#record-time span').textContent === '0:02'",
+    page.wait_for_function(  # the timer runs while recording, and says the recording's size
+        "() => document.querySelector('#record-time span').textContent.startsWith('0:02 · ')",
         timeout=20_000,
     )
+    shown = page.text_content("#record-time span").split(" · ")[1]
+    width, height = page.evaluate(REMOTE_SIZE_JS)
+    assert shown == f"{width}×{height}"
     assert page.text_content("#record").strip() == "Stop recording"
     with page.expect_download(timeout=20_000) as download:
         page.click("#record")
@@ -63,23 +76,47 @@ def test_record_saves_a_webm_of_the_stylized_video(server, browser, tmp_path):  
     # the server's send budget may scale the stream down meanwhile: same picture, fewer pixels
     assert all(w * size[1] == h * size[0] and w <= size[0] for w, h in frames), set(frames)
     assert page.is_hidden("#record-time")
+    toast = page.wait_for_selector("#toast:has-text('WEBM recording')").text_content()
+    assert re.fullmatch(r"Saved a \d+×\d+ WEBM recording \(\d+\.\d MB\)", toast), toast
     assert errors == []
 
 
-def test_snapshot_saves_a_png_of_the_current_stylized_frame(server, browser, tmp_path):  # noqa: F811
-    page = browser.new_page(accept_downloads=True)
-    start_streaming(page, server.url)
-    before = tuple(page.evaluate(REMOTE_SIZE_JS))
-    with page.expect_download(timeout=20_000) as download:
-        page.click("#snapshot")
-    sizes = {before, tuple(page.evaluate(REMOTE_SIZE_JS))}  # the budget may resize the stream
-    saved = tmp_path / download.value.suggested_filename
-    download.value.save_as(saved)
-    assert saved.suffix == ".png"
-    with Image.open(saved) as image:
-        assert image.format == "PNG" and image.size in sizes
-        extrema = image.convert("L").getextrema()
-    assert extrema[1] - extrema[0] > 20  # a picture, not a blank canvas
+LOCAL_SIZE_JS = (
+    "() => { const v = document.getElementById('local'); return [v.videoWidth, v.videoHeight]; }"
+)
+
+
+def test_snapshot_saves_the_camera_frame_painted_at_its_own_size(
+    models_dir,
+    tmp_path,
+    browser,  # noqa: F811
+):
+    """The stream is as small as the send budget (here 160x120); a snapshot is a keepsake."""
+    config = test_config(models_dir, tmp_path, port=free_port(), stats_interval_s=0.3)
+    with ServerThread(config) as slow:
+        pin_cost(slow.app, 1e-5)  # a slow server: it can only take 160x120
+        page = browser.new_page(accept_downloads=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        start_streaming(page, slow.url)
+        page.wait_for_selector("body[data-budget='160x120@5']", timeout=30_000)
+        page.wait_for_function(f"() => ({REMOTE_SIZE_JS})()[0] === 160", timeout=30_000)
+        camera = tuple(page.evaluate(LOCAL_SIZE_JS))
+        assert camera == (320, 240)
+        with page.expect_download(timeout=60_000) as download:
+            page.click("#snapshot")
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert saved.suffix == ".png" and saved.name.startswith("stylefusion-alpha-")
+        with Image.open(saved) as image:
+            assert image.format == "PNG" and image.size == camera  # not the 160x120 stream
+            painted = np.asarray(image.convert("RGB")).astype(int)
+        assert painted.std() > 10  # a picture, not a blank canvas
+        source = pattern(*camera, seed=4).astype(int)  # the fake camera's picture
+        assert np.abs(painted - source).mean() > 20  # painted, not the camera's frame as is
+        page.wait_for_selector("#toast:has-text('Saved a 320×240 snapshot')")
+        page.wait_for_selector("#snapshot:enabled")
+        assert errors == []
 
 
 @pytest.fixture

@@ -259,13 +259,15 @@ class FakeStylizer:
     def __init__(self, variant: str = "lite") -> None:
         self.variant = variant
         self.calls: list[np.ndarray] = []
+        self.eager: list[bool] = []  # per call: asked for the eager model (a one-off size)
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()
         self.fail = False
 
-    def __call__(self, batch: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    def __call__(self, batch: np.ndarray, strength: float = 1.0, eager: bool = False) -> np.ndarray:
         self.calls.append(batch.copy())
+        self.eager.append(eager)
         self.entered.set()
         self.gate.wait(10)
         if self.fail:

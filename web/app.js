@@ -394,7 +394,17 @@ async function boot() {
   ui.resolution.addEventListener("change", changeResolution);
   ui.strength.addEventListener("input", onStrengthInput);
   ui.remote.addEventListener("playing", () => setLive(ui.remote, true));
-  setupCapture({ remote: ui.remote, onCameraChange: changeResolution, toast });
+  setupCapture({
+    remote: ui.remote,
+    local: ui.local,
+    settings: () => ({
+      style: state.activeStyle || ui.style.value,
+      strength: Number(ui.strength.value),
+      limits: state.config.snapshot,
+    }),
+    onCameraChange: changeResolution,
+    toast,
+  });
   window.addEventListener("pagehide", () => { if (state.pc) state.pc.close(); });
   setConnection("idle");
   try {

@@ -1,12 +1,17 @@
-// Keep what you see: record the stylized stream (WebM), snapshot a frame (PNG), pick a camera.
+// Keep what you see: record the stylized stream (WebM), snapshot the camera painted at its own
+// size (PNG, painted by the server), pick a camera.
 const $ = (id) => document.getElementById(id);
 const WEBM_TYPES = ["video/webm;codecs=vp9", "video/webm;codecs=vp8", "video/webm"];
 
 const capture = {
   remote: null,
+  local: null,
+  settings: () => ({}), // {style, strength, limits}: what a snapshot is painted with
   toast: () => {},
   recorder: null,
   chunks: [],
+  recordedSize: "",
+  playing: false,
   startedAt: 0,
   timer: null,
   cameraId: "",
@@ -28,18 +33,57 @@ function save(blob, name) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
+function sizeText(width, height) {
+  return `${width}×${height}`;
+}
+
 // ---------- snapshot ----------
-function snapshot() {
-  const video = capture.remote;
-  if (!video.videoWidth) return;
+// The stylized stream is as small as the server's send budget (240×180 with a few viewers on
+// a CPU): a keepsake is the camera's own frame, painted once by the server in the same style.
+function fitPixels(width, height, maxPixels) {
+  const scale = maxPixels ? Math.min(1, Math.sqrt(maxPixels / (width * height))) : 1;
+  return [Math.max(1, Math.floor(width * scale)), Math.max(1, Math.floor(height * scale))];
+}
+
+function cameraPicture(video, width, height) {
   const canvas = document.createElement("canvas");
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
-  canvas.toBlob((blob) => {
-    if (blob) save(blob, fileName("png"));
-    else capture.toast("Could not take a snapshot.", "error");
-  }, "image/png");
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext("2d").drawImage(video, 0, 0, width, height);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.95));
+}
+
+async function paint(picture, style, strength) {
+  const query = new URLSearchParams({ style, strength: String(strength) });
+  const response = await fetch(`/api/snapshot?${query}`, {
+    method: "POST", headers: { "Content-Type": "image/jpeg" }, body: picture,
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(body.error || `HTTP ${response.status}`);
+  }
+  return response.blob();
+}
+
+async function snapshot() {
+  const video = capture.local;
+  if (!video.videoWidth) return;
+  const { style, strength, limits } = capture.settings();
+  const [width, height] = fitPixels(video.videoWidth, video.videoHeight, limits && limits.max_pixels);
+  const button = $("snapshot");
+  button.disabled = true;
+  button.querySelector("span").textContent = "Painting…";
+  try {
+    const picture = await cameraPicture(video, width, height);
+    if (!picture) throw new Error("the camera frame could not be read");
+    save(await paint(picture, style, strength), fileName("png"));
+    capture.toast(`Saved a ${sizeText(width, height)} snapshot`);
+  } catch (error) {
+    capture.toast(`Could not paint the snapshot: ${error.message}`, "error");
+  } finally {
+    button.querySelector("span").textContent = "Snapshot";
+    button.disabled = !capture.playing;
+  }
 }
 
 // ---------- recording ----------
@@ -80,13 +124,21 @@ function finishRecording(recorder) {
   const type = recorder.mimeType || "video/webm";
   const blob = new Blob(capture.chunks, { type });
   capture.chunks = [];
-  if (blob.size) save(blob, fileName(type.includes("mp4") ? "mp4" : "webm"));
+  if (!blob.size) return;
+  const kind = type.includes("mp4") ? "mp4" : "webm";
+  save(blob, fileName(kind));
+  const megabytes = (blob.size / 2 ** 20).toFixed(1);
+  capture.toast(`Saved a ${capture.recordedSize} ${kind.toUpperCase()} recording (${megabytes} MB)`);
 }
 
+// The timer says how big the recording is: the stylized stream's size, which the server's
+// send budget sets (it may change while recording when viewers come and go).
 function showElapsed() {
   const seconds = Math.floor((performance.now() - capture.startedAt) / 1000);
-  const text = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
-  $("record-time").querySelector("span").textContent = text;
+  const time = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  const { videoWidth, videoHeight } = capture.remote;
+  if (videoWidth) capture.recordedSize = sizeText(videoWidth, videoHeight);
+  $("record-time").querySelector("span").textContent = `${time} · ${capture.recordedSize}`;
 }
 
 function setRecording(on) {
@@ -103,6 +155,7 @@ function toggleRecording() {
 }
 
 function setPlaying(playing) {
+  capture.playing = playing;
   $("record").disabled = !playing;
   $("snapshot").disabled = !playing;
   if (!playing) stopRecording(); // the stream went away: keep what was recorded
@@ -126,9 +179,14 @@ export async function refreshCameras(stream = null) {
   $("camera-field").hidden = cameras.length < 2;
 }
 
-/** Wire the record and snapshot buttons and the camera picker (onCameraChange reopens the camera). */
-export function setupCapture({ remote, onCameraChange, toast }) {
+/**
+ * Wire the record and snapshot buttons and the camera picker (onCameraChange reopens the
+ * camera); settings() gives a snapshot's {style, strength, limits} (limits from /api/config).
+ */
+export function setupCapture({ remote, local, settings, onCameraChange, toast }) {
   capture.remote = remote;
+  capture.local = local;
+  capture.settings = settings;
   capture.toast = toast;
   $("record").addEventListener("click", toggleRecording);
   $("snapshot").addEventListener("click", snapshot);

@@ -1,6 +1,7 @@
 """The live room: WebRTC signalling, peers, tracks, the batcher, the send budget, warm-up.
 
 browser -> /offer -> track (newest frame) -> batcher -> Stylizer -> track -> browser
+page's camera frame -> /api/snapshot -> batcher (one still) -> PNG
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from stylefusion.stylizer import Stylizer
 
 from ..keys import AUDIENCE, CONFIG, METRICS, STYLES
 from ..services import StyleCatalog
-from . import signalling, warmup
+from . import signalling, snapshot, warmup
 from .batcher import Batcher
 from .budget import BudgetPlanner, CostModel, box_shapes
 from .keys import BATCHER, BUDGET, PEERS
@@ -35,12 +36,14 @@ def setup_live(app: web.Application) -> None:
         metrics,
         costs=planner.costs,
         fit=lambda width, height: planner.current.fit(width, height),
+        max_stills=config.snapshots_at_once,
     )
     peers = PeerSet(config.max_peers, batcher, metrics, planner)
     app[BUDGET], app[BATCHER], app[PEERS] = planner, batcher, peers
     app[AUDIENCE] = peers
     app.router.add_get("/api/config", page_config)
     app.router.add_post("/offer", signalling.offer)
+    app.router.add_post("/api/snapshot", snapshot.snapshot)
     app.cleanup_ctx.append(live_context)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -23,14 +24,15 @@ from av import VideoFrame
 
 from stylefusion.stylizer import Stylizer
 
-from ..errors import FrameDropped
+from ..errors import FrameDropped, TooManyRequests
 from ..metrics import Metrics
 from .budget import CostModel
 
 log = logging.getLogger(__name__)
 
-GroupKey = tuple[str, str, int, int]  # (style, variant, height, width)
+GroupKey = tuple[str, str, int, int, bool]  # (style, variant, height, width, still)
 Fit = Callable[[int, int], tuple[int, int]]  # (width, height) -> the size the model gets
+STILL_RETRY_S = 2  # a snapshot refused while another is painted: try again after this
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,12 @@ class _Request:
     future: asyncio.Future[FrameResult]
     loop: asyncio.AbstractEventLoop
     size: tuple[int, int]  # (width, height) the model runs at: the frame's, capped
+    still: bool = False  # a one-off picture (a snapshot): its own call, eager, not costed
     submitted: float = field(default_factory=time.perf_counter)
 
     @property
     def key(self) -> GroupKey:
-        return (self.style, self.stylizer.variant, self.size[1], self.size[0])
+        return (self.style, self.stylizer.variant, self.size[1], self.size[0], self.still)
 
     def image(self) -> np.ndarray:
         """The frame as (H, W, 3) uint8 RGB, downscaled if it is larger than the cap."""
@@ -80,9 +83,11 @@ class Batcher:
         metrics: Metrics | None = None,
         costs: CostModel | None = None,
         fit: Fit | None = None,
+        max_stills: int = 1,
     ) -> None:
         """fit caps frame sizes (frames above the send budget are downscaled before the
-        model); costs learns the model's time per frame size from every call."""
+        model); costs learns the model's time per frame size from every call; max_stills:
+        one-off pictures (snapshots) waiting or painted at once."""
         self.lookup = lookup
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max(0.0, max_wait_s)
@@ -93,6 +98,9 @@ class Batcher:
         self._pending: dict[str, _Request] = {}
         self._peers: set[str] = set()
         self._cond = threading.Condition()
+        self._stills = itertools.count()
+        self.max_stills = max_stills
+        self.stills_busy = 0  # on the event loop only
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
 
@@ -140,6 +148,46 @@ class Batcher:
         loop = asyncio.get_running_loop()
         stylizer, size = self.lookup(style), self.fit(frame.width, frame.height)
         request = _Request(peer, frame, style, stylizer, strength, loop.create_future(), loop, size)
+        return self._queue(request)
+
+    def paint_still(
+        self, frame: VideoFrame, style: str, strength: float = 1.0
+    ) -> asyncio.Future[FrameResult]:
+        """Queue one picture at its own size (a snapshot); call from the event loop.
+
+        It runs on the inference thread like the viewers' frames (that thread owns the model
+        and the device), in a model call of its own between their batches: eager, since one
+        odd size is not worth compiling, and left out of the costs the send budget learns.
+        """
+        self.check_still_room()
+        loop = asyncio.get_running_loop()
+        request = _Request(
+            f"still-{next(self._stills)}",
+            frame,
+            style,
+            self.lookup(style),
+            strength,
+            loop.create_future(),
+            loop,
+            (frame.width, frame.height),
+            still=True,
+        )
+        future = self._queue(request)
+        self.stills_busy += 1
+        future.add_done_callback(self._still_done)
+        return future
+
+    def check_still_room(self) -> None:
+        """TooManyRequests while max_stills pictures wait or are being painted."""
+        if self.stills_busy >= self.max_stills:
+            raise TooManyRequests("another snapshot is being painted; try again", STILL_RETRY_S)
+
+    def _still_done(self, future: asyncio.Future[FrameResult]) -> None:
+        self.stills_busy -= 1
+
+    def _queue(self, request: _Request) -> asyncio.Future[FrameResult]:
+        """Make `request` its peer's pending frame, replacing (dropping) an older one."""
+        peer = request.peer
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the batcher is stopped")
@@ -199,7 +247,8 @@ class Batcher:
         start = time.perf_counter()
         try:
             images = [r.image() for r in batch]  # (H, W, 3) uint8
-            styled = run_model(batch[0].stylizer, images, [r.strength for r in batch])
+            strengths = [r.strength for r in batch]
+            styled = run_model(batch[0].stylizer, images, strengths, eager=batch[0].still)
             frames = [VideoFrame.from_ndarray(image, format="rgb24") for image in styled]
         except Exception as exc:  # noqa: BLE001 - the thread must survive any bad batch
             log.exception("model call for %d frame(s) of %s failed", len(batch), batch[0].style)
@@ -220,6 +269,8 @@ class Batcher:
             _settle(request, result, None)
 
     def _record(self, batch: list[_Request], start: float, elapsed: float) -> None:
+        if batch[0].still:
+            return  # an eager one-off: neither the budget's cost nor the viewers' statistics
         self.batch_sizes[len(batch)] += 1
         self.costs.observe(*batch[0].size, len(batch), elapsed)
         if self.metrics is None:
@@ -230,12 +281,14 @@ class Batcher:
             self.metrics.queue_wait.observe(start - request.submitted)
 
 
-def run_model(stylizer: Stylizer, images: list[np.ndarray], strengths: list[float]) -> np.ndarray:
+def run_model(
+    stylizer: Stylizer, images: list[np.ndarray], strengths: list[float], eager: bool = False
+) -> np.ndarray:
     """Stylize same-size frames in one call; per-frame strengths blend with the input."""
     batch = np.stack(images)  # (B, H, W, 3) uint8
     if len(set(strengths)) == 1:
-        return stylizer(batch, strength=strengths[0])
-    styled = stylizer(batch, strength=1.0)
+        return stylizer(batch, strength=strengths[0], eager=eager)
+    styled = stylizer(batch, strength=1.0, eager=eager)
     weights = np.asarray(strengths, np.float32)[:, None, None, None]  # (B, 1, 1, 1)
     mixed = batch.astype(np.float32) * (1.0 - weights) + styled.astype(np.float32) * weights
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)

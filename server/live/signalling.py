@@ -169,4 +169,12 @@ async def drop_if_no_video(app: web.Application, peer: Peer) -> None:
 def page_config(config: ServerConfig, budget: Budget) -> str:
     """JSON for GET /api/config: ICE servers, limits, and the camera size to open by default."""
     ice = page_ice_servers(config)
-    return json.dumps({"iceServers": ice, "maxPeers": config.max_peers, "budget": budget.message()})
+    snapshot = {"max_pixels": config.max_snapshot_pixels, "max_bytes": config.max_snapshot_bytes}
+    return json.dumps(
+        {
+            "iceServers": ice,
+            "maxPeers": config.max_peers,
+            "budget": budget.message(),
+            "snapshot": snapshot,
+        }
+    )

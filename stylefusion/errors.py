@@ -21,6 +21,10 @@ class StyleFormatError(StyleFusionError):
     """A style folder or weights file is wrong, old or damaged."""
 
 
+class NotConverged(StyleFusionError):
+    """A training run ended without converging, so its style was not published."""
+
+
 class Cancelled(StyleFusionError):
     """A long-running operation was cancelled through its cancel flag."""
 

@@ -21,15 +21,24 @@ import torch
 from .backbone import BACKBONE_FILE, backbone_dir, read_backbone, write_backbone
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .content import ContentImages
+from .convergence import check_converged, record_start
 from .devices import configure_cpu_threads, resolve_device
 from .errors import InvalidInput
 from .losses import total_variation, weighted_terms
+from .perceptual import STYLE_LAYERS, PerceptualLoss, use_bf16_loss
 from .progress import CancelFlag, Progress, ProgressCallback
 from .style_folder import load_shared_style, load_transformer, read_style, save_shared_style
 from .temporal import temporal_loss
 from .train_config import MultiStyleConfig, plain_value, validate_multistyle
-from .train_loop import Session, budget_spent, learning_rate, progress_report, run_loop
-from .trainer import STYLE_LAYERS, PerceptualLoss, device_info, preview, use_bf16_loss
+from .train_loop import (
+    Session,
+    budget_spent,
+    device_info,
+    learning_rate,
+    preview,
+    progress_report,
+    run_loop,
+)
 from .transformer_net import TransformerNet, affine_norms, backbone_state
 from .vgg import VGG19
 from .yardstick import style_grams
@@ -84,6 +93,8 @@ def train_styles(
     run_loop(
         config, run.state, lambda: _train_step(run), lambda: _checkpoint(run), after_step, cancel
     )
+    if config.convergence is not None:
+        check_converged(run.state, config.convergence, config.style_weight)
     result = write_styles(run, Path(config.output_dir))
     config.checkpoint_file.unlink(missing_ok=True)
     return result
@@ -240,6 +251,7 @@ def _train_step(run: _Run) -> None:
         terms["loss"].backward()
         run.optimizer.step()
         state.update_ema(values)
+        record_start(state)
     run.session.tick(state)
     run.session.last = {k: v for k, v in values.items() if "/" not in k}
     run.session.last.update(lr=lr, skipped=float(state.skipped))

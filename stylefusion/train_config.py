@@ -47,6 +47,10 @@ class TrainConfig:
     mixed_precision: bool | None = None  # bf16 loss network; default: where bf16 is native
     spike_factor: float = 5.0  # skip a step whose loss exceeds this times the running average
     max_images: int = 5000  # content images held in memory (a seeded subset of larger folders)
+    # A new style in minutes: fit only this style's norms against a stored shared backbone,
+    # named by its id or by a style (in output_dir) that uses it; see style_fit.py
+    backbone: str | None = None
+    fine_tune: bool = False  # with a backbone: train its convolutions too (a backbone of its own)
 
     @property
     def checkpoint_file(self) -> Path:
@@ -98,6 +102,16 @@ class MotionConfig:
 
 
 @dataclass(frozen=True)
+class Convergence:
+    """When a run counts as converged, judged on its smoothed losses at the end; a run that is
+    not is not written as a style (NotConverged)."""
+
+    min_drop: float = 0.1  # the loss fell by at least this share of its start (first 5 steps)
+    max_style_share: float = 0.9  # the weighted style term is at most this share of the loss
+    # (the shipped networks end at 0.52..0.83; an unfitted start sits at 0.95 and more)
+
+
+@dataclass(frozen=True)
 class MultiStyleConfig:
     """One network for several styles (conditional instance norms), and how to train it."""
 
@@ -142,6 +156,7 @@ class MultiStyleConfig:
     # "perceptual": the VGG loss against each painting; "distill": match each style's init_from
     # network pixel for pixel (no loss network: ~10x cheaper steps; a trained multi-style start)
     objective: str = "perceptual"
+    convergence: Convergence | None = None  # checked before any style is written
 
     @property
     def checkpoint_file(self) -> Path:

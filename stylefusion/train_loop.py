@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import torch
+
 from .checkpoint import TrainState
+from .devices import cpu_name
 from .errors import Cancelled
+from .images import to_uint8
 from .progress import CancelFlag, Progress, check_cancel
 
 log = logging.getLogger(__name__)
@@ -123,3 +128,20 @@ def progress_report(
         metrics=dict(session.last),
         preview=preview() if wants_preview else None,
     )
+
+
+def preview(model: torch.nn.Module, image: torch.Tensor) -> Any:
+    """The model's output for one (1, 3, H, W) image, as (H, W, 3) uint8 RGB."""
+    with torch.no_grad():
+        return to_uint8(model(image))
+
+
+def device_info(device: torch.device) -> dict[str, str]:
+    """Which machine and chip trained the style."""
+    chip = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return {
+        "type": device.type,
+        "name": chip,
+        "machine": platform.node(),
+        "torch": torch.__version__,
+    }

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,74 +12,19 @@ import torch
 
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .content import ContentImages
-from .devices import configure_cpu_threads, cpu_has_bf16, cpu_name, resolve_device
-from .images import read_rgb, to_tensor, to_uint8
-from .losses import content_loss, gram_matrix, style_loss, total_variation, weighted_terms
+from .devices import configure_cpu_threads, resolve_device
+from .images import read_rgb, to_tensor
+from .losses import gram_matrix
+from .perceptual import STYLE_LAYERS, PerceptualLoss, use_bf16_loss
 from .progress import CancelFlag, Progress, ProgressCallback
+from .style_fit import fit_style
 from .style_folder import save_transformer
 from .train_config import TrainConfig, TrainResult, plain_value, validate_config
-from .train_loop import Session, learning_rate, progress_report, run_loop
+from .train_loop import Session, device_info, learning_rate, preview, progress_report, run_loop
 from .transformer_net import TransformerNet, build_transformer
 from .vgg import VGG19
 
 log = logging.getLogger(__name__)
-
-CONTENT_LAYER = "relu2_2"
-STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-
-
-class PerceptualLoss:
-    """Content (relu2_2) + style (Grams at relu1_2..relu4_3) + total variation, weighted."""
-
-    def __init__(
-        self,
-        vgg: VGG19,
-        style_grams: dict[str, torch.Tensor],
-        weights: tuple[float, float, float],
-        channels_last: bool = False,
-    ) -> None:
-        self.vgg = vgg
-        self.style_grams = style_grams  # name -> (N, C, C): one Gram per style
-        self.weights = weights  # (content, style, tv)
-        self.channels_last = channels_last
-        self.autocast: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-
-    def __call__(
-        self,
-        output: torch.Tensor,
-        content: torch.Tensor,
-        style_index: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Loss terms for a stylized batch and its content batch, both (B, 3, H, W) in [0, 1];
-        style_index (B,) picks each sample's style (default: the one style)."""
-        c, s = self.per_sample(output, content, style_index)
-        return weighted_terms(c.mean(), s.mean(), total_variation(output), self.weights)
-
-    def per_sample(
-        self, output: torch.Tensor, content: torch.Tensor, style_index: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) content and (B,) style terms, each sample against its own style's Grams."""
-        if self.channels_last:
-            output = output.contiguous(memory_format=torch.channels_last)
-            content = content.contiguous(memory_format=torch.channels_last)
-        with self.autocast:
-            with torch.no_grad():
-                target = self.vgg(content, [CONTENT_LAYER])[CONTENT_LAYER]
-            features = self.vgg(output, STYLE_LAYERS)
-        features = {k: v.float() for k, v in features.items()}  # losses in fp32
-        grams = self.style_grams
-        if style_index is not None:
-            grams = {k: g[style_index] for k, g in grams.items()}  # (B, C, C)
-        c = content_loss(features[CONTENT_LAYER], target.float(), per_sample=True)
-        return c, style_loss(features, grams, per_sample=True)
-
-
-def use_bf16_loss(config_value: bool | None, device: torch.device) -> bool:
-    """Whether the VGG loss network runs under bf16 autocast: as asked, else where the device
-    computes bf16 natively (CUDA, or a CPU with AVX-512 BF16 / AMX)."""
-    if config_value is not None:
-        return config_value
-    return device.type == "cuda" or cpu_has_bf16()
 
 
 @dataclass
@@ -104,7 +47,10 @@ def train(
     progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
 ) -> TrainResult:
-    """Train a fast-style transformer and write it (fp16) into output_dir/name."""
+    """Train a fast-style transformer and write it (fp16) into output_dir/name; with
+    config.backbone, fit a new style's norms against that shared backbone instead."""
+    if config.backbone is not None:
+        return fit_style(config, progress, cancel)
     validate_config(config)
     run = _setup(config)
 
@@ -211,12 +157,6 @@ def _progress(run: _Run) -> Progress:
     )
 
 
-def preview(model: TransformerNet, image: torch.Tensor) -> Any:
-    """The model's output for one (1, 3, H, W) image, as (H, W, 3) uint8 RGB."""
-    with torch.no_grad():
-        return to_uint8(model(image))
-
-
 def _finish(run: _Run) -> TrainResult:
     """Write the variant (fp16) into the style folder, then drop the checkpoint."""
     cfg, state = run.config, run.state
@@ -252,17 +192,6 @@ def _training_meta(run: _Run) -> dict[str, Any]:
         "seconds": round(run.state.elapsed_s, 3),
         "device": device_info(run.device),
         "command": cfg.command,
-    }
-
-
-def device_info(device: torch.device) -> dict[str, str]:
-    """Which machine and chip trained the style."""
-    chip = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {
-        "type": device.type,
-        "name": chip,
-        "machine": platform.node(),
-        "torch": torch.__version__,
     }
 
 

@@ -152,16 +152,16 @@ def test_empty_content_folder_is_refused(config: TrainConfig, tmp_path: Path) ->
 def test_non_finite_step_is_skipped_and_counted(
     config: TrainConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import stylefusion.trainer as trainer_module
+    import stylefusion.perceptual as perceptual_module
 
     calls = {"n": 0}
-    real_tv = trainer_module.total_variation
+    real_tv = perceptual_module.total_variation
 
     def flaky_tv(images: torch.Tensor) -> torch.Tensor:
         calls["n"] += 1
         return real_tv(images) * (float("nan") if calls["n"] == 2 else 1.0)
 
-    monkeypatch.setattr(trainer_module, "total_variation", flaky_tv)
+    monkeypatch.setattr(perceptual_module, "total_variation", flaky_tv)
     reports: list[Progress] = []
     result = train(config, progress=reports.append)
     assert [r.metrics["skipped"] for r in reports] == [0, 1, 1, 1, 1, 1]

@@ -27,7 +27,7 @@ from aiohttp import web
 from live import instrument_server_track
 from live import run as run_viewers
 
-from server.app import setup_admin_guard
+from server.app import setup_guards
 from server.config import ServerConfig
 from server.jobs import setup_jobs
 from server.keys import CONFIG
@@ -85,7 +85,7 @@ async def _job_throughput(
     )
     app = web.Application()
     app[CONFIG] = config
-    setup_admin_guard(app)
+    setup_guards(app)
     setup_jobs(app)
     runner, port = await _serve(app)
     url = f"http://127.0.0.1:{port}"

@@ -48,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("STYLEFUSION_ADMIN_TOKEN"),
         help="bearer token of the admin API (default: env STYLEFUSION_ADMIN_TOKEN)",
     )
+    p.add_argument(
+        "--publish-token",
+        default=os.environ.get("STYLEFUSION_PUBLISH_TOKEN"),
+        help="bearer token of WHIP publishing (default: env STYLEFUSION_PUBLISH_TOKEN, else the "
+        "admin token)",
+    )
+    p.add_argument(
+        "--watch-token",
+        default=os.environ.get("STYLEFUSION_WATCH_TOKEN"),
+        help="bearer token WHEP watchers must send (default: env STYLEFUSION_WATCH_TOKEN, else "
+        "watching is open)",
+    )
     p.add_argument("--max-jobs", type=int, default=1, help="background jobs running at once")
     p.add_argument("--max-clip-mb", type=float, default=512, help="largest clip upload (MiB)")
     p.add_argument("--max-image-mb", type=float, default=25, help="largest image upload (MiB)")
@@ -209,6 +221,13 @@ def add_limit_options(p: argparse.ArgumentParser) -> None:
         ("--body-timeout", d.body_timeout_s, "seconds for the /offer body (408)"),
         ("--admin-failures", d.admin_failures, "wrong admin tokens per window before 429"),
         ("--admin-failure-window", d.admin_failure_window_s, "that window in seconds"),
+        ("--max-streams", d.max_streams, "WHIP streams at once (503 beyond)"),
+        ("--max-watchers", d.max_watchers, "WHEP watchers at once, all streams (503 beyond)"),
+        (
+            "--publisher-timeout",
+            d.publisher_timeout_s,
+            "seconds without video before a publisher and its watchers are dropped",
+        ),
     ]
     add_table(p, limits)
 
@@ -236,6 +255,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_wait_ms=args.max_wait_ms,
         ice_servers=tuple(args.ice_server),
         admin_token=args.admin_token or None,
+        publish_token=args.publish_token or None,
+        watch_token=args.watch_token or None,
         max_jobs=args.max_jobs,
         max_clip_bytes=int(args.max_clip_mb * MB),
         max_image_bytes=int(args.max_image_mb * MB),
@@ -291,6 +312,9 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
         body_timeout_s=args.body_timeout,
         admin_failures=args.admin_failures,
         admin_failure_window_s=args.admin_failure_window,
+        max_streams=args.max_streams,
+        max_watchers=args.max_watchers,
+        publisher_timeout_s=args.publisher_timeout,
     )
 
 

@@ -13,10 +13,18 @@ from aiohttp.typedefs import Middleware
 from stylefusion.devices import configure_torch, cpu_count, resolve_device
 
 from .access_log import PollsAtDebug
-from .auth import AdminGuard, FailureThrottle, load_token
+from .auth import AdminGuard, FailureThrottle, TokenGuard, checked, load_token
 from .config import ServerConfig
 from .jobs import setup_jobs
-from .keys import ADMIN_GUARD, ADMIN_TOKEN, CONFIG, JOBS, METRICS
+from .keys import (
+    ADMIN_GUARD,
+    ADMIN_TOKEN,
+    CONFIG,
+    JOBS,
+    METRICS,
+    PUBLISH_GUARD,
+    WATCH_GUARD,
+)
 from .live import setup_live
 from .live.keys import PEERS
 from .live.peers import DROP_REASONS, REFUSE_REASONS
@@ -48,22 +56,40 @@ def create_app(config: ServerConfig) -> web.Application:
     app[CONFIG], app[METRICS] = config, Metrics()
     app.cleanup_ctx.append(runtime_context)  # first: threads and caches before any model loads
     add_routes(app, config)
+    setup_guards(app)
     setup_styles(app)
     setup_live(app)
     if config.role != "live":  # a live-only node leaves admin work to the node with the store
-        setup_admin_guard(app)
         setup_jobs(app)
         setup_style_admin(app)
     return app
 
 
-def setup_admin_guard(app: web.Application) -> None:
-    """The admin token and its guard: the jobs and the style routes share its failure count."""
+def setup_guards(app: web.Application) -> None:
+    """The tokens and their guards: admin (jobs, styles), publish (WHIP), watch (WHEP, if set).
+
+    Each guard also takes the stronger tokens (the admin token publishes and watches). One
+    failure throttle serves them all, so a second token is no second budget of guesses.
+    """
     config = app[CONFIG]
-    token = load_token(config.admin_token, config.data_dir)
+    admin = load_token(config.admin_token, config.data_dir)
+    publish = config.publish_token and checked(
+        config.publish_token, "--publish-token", "the publish token"
+    )
+    watch = config.watch_token and checked(config.watch_token, "--watch-token", "the watch token")
     throttle = FailureThrottle(config.admin_failures, config.admin_failure_window_s)
-    app[ADMIN_TOKEN] = token
-    app[ADMIN_GUARD] = AdminGuard(token, throttle, config.trusted_proxies)
+    proxies = config.trusted_proxies
+    app[ADMIN_TOKEN] = admin
+    app[ADMIN_GUARD] = AdminGuard(admin, throttle, proxies)
+    publishers = distinct(publish, admin)
+    app[PUBLISH_GUARD] = TokenGuard(publishers, throttle, proxies, "publish token")
+    watchers = distinct(watch, *publishers) if watch else ()
+    app[WATCH_GUARD] = TokenGuard(watchers, throttle, proxies, "watch token") if watch else None
+
+
+def distinct(*tokens: str | None) -> tuple[str, ...]:
+    """The tokens given, each once, in order."""
+    return tuple(dict.fromkeys(t for t in tokens if t))
 
 
 def host_check(config: ServerConfig) -> Middleware:

@@ -1,4 +1,5 @@
-"""The admin bearer token: where it comes from, the constant-time check, failure throttling."""
+"""Bearer tokens (admin, publish, watch): where they come from, the constant-time check, and
+throttling of wrong ones."""
 
 from __future__ import annotations
 
@@ -35,13 +36,15 @@ def load_token(configured: str | None, data_dir: Path) -> str:
     token = configured or os.environ.get(ENV_VAR)
     source = f"--admin-token / {ENV_VAR}"
     if token:
+        token = checked(token, source)  # a refusal is the one line a bad start prints
         log.info("admin token: from %s", source)
-        return checked(token, source)
+        return token
     path = Path(data_dir) / TOKEN_FILE
     stored = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
     if stored:
+        stored = checked(stored, str(path))
         log.info("admin token: in %s (`cat %s` shows it; sign in to /admin with it)", path, path)
-        return checked(stored, str(path))
+        return stored
     token = _generate(path)
     log.warning(
         "admin token: generated into %s (`cat %s` shows it; sign in to /admin with it, "
@@ -62,10 +65,10 @@ def _generate(path: Path) -> str:
     return token
 
 
-def checked(token: str, source: str) -> str:
+def checked(token: str, source: str, what: str = "the admin token") -> str:
     """The token, or ConfigError if it is too short to resist guessing."""
     if len(token) < MIN_TOKEN_CHARS:
-        raise ConfigError(f"the admin token ({source}) needs at least {MIN_TOKEN_CHARS} characters")
+        raise ConfigError(f"{what} ({source}) needs at least {MIN_TOKEN_CHARS} characters")
     return token
 
 
@@ -92,7 +95,7 @@ class FailureThrottle:
         failures = self._recent(client, time.monotonic())
         if len(failures) >= self.limit:
             retry = failures[0] + self.window_s - time.monotonic()
-            raise TooManyRequests("too many wrong admin tokens; wait and retry", retry)
+            raise TooManyRequests("too many wrong tokens; wait and retry", retry)
 
     def failed(self, client: str) -> None:
         """Record one wrong token."""
@@ -109,15 +112,22 @@ class FailureThrottle:
         return failures
 
 
-class AdminGuard:
-    """Wraps handlers so they answer 401 without the admin token, 429 after repeated misses."""
+class TokenGuard:
+    """Wraps handlers so they answer 401 without one of its tokens, 429 after repeated misses."""
 
     def __init__(
-        self, token: str, throttle: FailureThrottle, trusted_proxies: tuple[str, ...] = ()
+        self,
+        tokens: tuple[str, ...],
+        throttle: FailureThrottle,
+        trusted_proxies: tuple[str, ...] = (),
+        what: str = "admin token",
     ) -> None:
-        self.token = token
-        self.throttle = throttle
+        if not tokens:
+            raise ValueError("a guard needs at least one token")
+        self.tokens = tokens
+        self.throttle = throttle  # shared by every guard: a miss is a miss, whichever token
         self.trusted_proxies = trusted_proxies  # who may name its client (X-Forwarded-For)
+        self.what = what  # named in the 401 answer
 
     def __call__(self, handler: Handler) -> Handler:
         """The guarded handler."""
@@ -129,12 +139,22 @@ class AdminGuard:
         return guarded
 
     def authorize(self, request: web.Request) -> None:
-        """Raise Unauthorized / TooManyRequests unless the request carries the token."""
+        """Raise Unauthorized / TooManyRequests unless the request carries a token."""
         client = client_address(request, self.trusted_proxies)
         self.throttle.check(client)
-        if not token_matches(request.headers.get("Authorization"), self.token):
+        header = request.headers.get("Authorization")
+        if not any(token_matches(header, token) for token in self.tokens):
             self.throttle.failed(client)
             raise Unauthorized(
-                "missing or wrong admin token (send 'Authorization: Bearer <token>')",
+                f"missing or wrong {self.what} (send 'Authorization: Bearer <token>')",
                 {"WWW-Authenticate": "Bearer"},
             )
+
+
+class AdminGuard(TokenGuard):
+    """The admin token's guard (jobs, style management)."""
+
+    def __init__(
+        self, token: str, throttle: FailureThrottle, trusted_proxies: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__((token,), throttle, trusted_proxies, "admin token")

@@ -24,6 +24,8 @@ class ServerConfig:
     max_wait_ms: float = 5.0
     ice_servers: tuple[str, ...] = ()
     admin_token: str | None = None
+    publish_token: str | None = None  # bearer token of WHIP publishing (default: the admin token)
+    watch_token: str | None = None  # bearer token of WHEP watching (default: watching is open)
     max_jobs: int = 1
     max_clip_bytes: int = 512 * 2**20
     max_image_bytes: int = 25 * 2**20
@@ -83,3 +85,6 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()  # Host header names answered besides the defaults
     ice_allow: tuple[str, ...] = ()  # CIDRs offer candidates must be in (empty: any address)
     trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For counts (not implied)
+    max_streams: int = 4  # WHIP streams at once (503 beyond); each publisher is also a peer
+    max_watchers: int = 16  # WHEP watchers at once, all streams together (an encoder each; 503)
+    publisher_timeout_s: float = 5.0  # a publisher whose video stops this long is dropped

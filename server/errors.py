@@ -110,3 +110,15 @@ class InsufficientStorage(ServerError):
 
 class ConfigError(ServerError):
     """The server's configuration is unusable (the CLI prints one line and exits 2)."""
+
+
+class PreconditionFailed(ServerError):
+    """An If-Match names an entity-tag the resource no longer has (a stale ICE session)."""
+
+    status = 412
+
+
+class PreconditionRequired(ServerError):
+    """A request that must be conditional (a trickle PATCH) came without If-Match."""
+
+    status = 428

@@ -64,6 +64,26 @@ class Metrics:
             registry=reg,
         )
         self.styles_loaded = Gauge("stylefusion_styles_loaded", "Styles ready", registry=reg)
+        self.add_stream_metrics(reg)
+
+    def add_stream_metrics(self, reg: CollectorRegistry) -> None:
+        """Per-stream series (WHIP publishers, WHEP watchers); removed when a stream ends."""
+        self.streams = Gauge("stylefusion_streams", "Live WHIP streams", registry=reg)
+        self.stream_watchers = Gauge(
+            "stylefusion_stream_watchers", "WHEP watchers of a stream", ["stream"], registry=reg
+        )
+        self.stream_frames = Counter(
+            "stylefusion_stream_frames",
+            "Stylized frames of a stream, each handed to every watcher (stylized once)",
+            ["stream"],
+            registry=reg,
+        )
+        self.stream_skipped = Counter(
+            "stylefusion_stream_skipped",
+            "Stylized frames a watcher's encoder had no time for (it got the next one)",
+            ["stream"],
+            registry=reg,
+        )
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

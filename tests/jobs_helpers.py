@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from server.app import setup_admin_guard
+from server.app import setup_guards
 from server.config import ServerConfig
 from server.jobs import setup_jobs
 from server.jobs.keys import JOB_RUNNER
@@ -47,7 +47,7 @@ def jobs_app(config: ServerConfig, checkpoint_every_s: float | None = None) -> w
     """An app with only the job routes (the live parts are tested elsewhere)."""
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG] = config
-    setup_admin_guard(app)
+    setup_guards(app)
     setup_jobs(app)
     if checkpoint_every_s is not None:
         tune_worker(app, checkpoint_every_s=checkpoint_every_s)

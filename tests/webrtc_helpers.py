@@ -87,7 +87,24 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
-class Viewer:
+class FrameReceiver:
+    """Received video frames in a queue (`self.frames`), read as RGB images."""
+
+    frames: asyncio.Queue[VideoFrame]
+
+    async def next_image(self, timeout: float = 10) -> np.ndarray:
+        """The next received frame as (H, W, 3) uint8 RGB."""
+        frame = await asyncio.wait_for(self.frames.get(), timeout)
+        return frame.to_ndarray(format="rgb24")
+
+    async def latest_image(self, skip: int = 5, timeout: float = 15) -> np.ndarray:
+        """Skip a few frames (the codec needs some to settle), return the next one."""
+        for _ in range(skip):
+            await self.next_image(timeout)
+        return await self.next_image(timeout)
+
+
+class Viewer(FrameReceiver):
     """A WebRTC viewer: sends a fake camera, collects stylized frames and control messages."""
 
     def __init__(self, width: int = 160, height: int = 120, seed: int = 0) -> None:
@@ -140,17 +157,6 @@ class Viewer:
     def send(self, message: dict[str, Any]) -> None:
         """Send a JSON control message."""
         self.channel.send(json.dumps(message))
-
-    async def next_image(self, timeout: float = 10) -> np.ndarray:
-        """The next received frame as (H, W, 3) uint8 RGB."""
-        frame = await asyncio.wait_for(self.frames.get(), timeout)
-        return frame.to_ndarray(format="rgb24")
-
-    async def latest_image(self, skip: int = 5, timeout: float = 15) -> np.ndarray:
-        """Skip a few frames (the codec needs some to settle), return the next one."""
-        for _ in range(skip):
-            await self.next_image(timeout)
-        return await self.next_image(timeout)
 
     async def wait_message(
         self, match: Callable[[dict[str, Any]], bool], timeout: float = 10

@@ -1,7 +1,9 @@
-"""The live room: WebRTC signalling, peers, tracks, the batcher, the send budget, warm-up.
+"""The live room: WebRTC signalling, peers, tracks, the batcher, the send budget, warm-up,
+and streams (WHIP in, WHEP out).
 
 browser -> /offer -> track (newest frame) -> batcher -> Stylizer -> track -> browser
 page's camera frame -> /api/snapshot -> batcher (one still) -> PNG
+OBS -> /whip -> track (newest frame) -> batcher -> Stylizer -> fan-out -> /whep watchers
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ from stylefusion.stylizer import Stylizer
 
 from ..keys import AUDIENCE, CONFIG, METRICS, STYLES
 from ..services import StyleCatalog
-from . import signalling, snapshot, warmup
+from . import signalling, snapshot, warmup, whep, whip
 from .batcher import Batcher
 from .budget import BudgetPlanner, CostModel, box_shapes
-from .keys import BATCHER, BUDGET, PEERS
+from .keys import BATCHER, BUDGET, PEERS, RESOURCES, STREAMS
 from .peers import PeerSet
+from .sdp_http import Resources, add_sdp_routes
+from .streams import StreamSet
+from .streams_api import list_streams, restyle, watch_page
 
 log = logging.getLogger(__name__)
 
 
 def setup_live(app: web.Application) -> None:
-    """The batcher, viewers and send budget on the live keys; /offer and /api/config."""
+    """The batcher, viewers, streams and send budget on the live keys; /offer, /api/config,
+    /whip, /whep, /api/streams and /watch."""
     config, metrics, styles = app[CONFIG], app[METRICS], app[STYLES]
     planner = BudgetPlanner(CostModel(), settled=lambda box: settled(styles, box))
     batcher = Batcher(
@@ -41,9 +47,16 @@ def setup_live(app: web.Application) -> None:
     peers = PeerSet(config.max_peers, batcher, metrics, planner)
     app[BUDGET], app[BATCHER], app[PEERS] = planner, batcher, peers
     app[AUDIENCE] = peers
+    app[STREAMS] = StreamSet(config.max_streams, config.max_watchers, metrics)
+    app[RESOURCES] = resources = Resources()
     app.router.add_get("/api/config", page_config)
     app.router.add_post("/offer", signalling.offer)
     app.router.add_post("/api/snapshot", snapshot.snapshot)
+    add_sdp_routes(app, "whip", whip.publish, resources)
+    add_sdp_routes(app, "whep", whep.watch, resources)
+    app.router.add_get("/api/streams", list_streams)
+    app.router.add_patch("/api/streams/{stream}", restyle)
+    app.router.add_get("/watch/{stream}", watch_page)
     app.cleanup_ctx.append(live_context)
 
 
@@ -66,7 +79,8 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
     finally:
         budget.cancel()
         await asyncio.gather(budget, return_exceptions=True)
-        await peers.close_all()
+        await peers.close_all()  # publishers too: their streams end, and end their watchers
+        await app[STREAMS].close_all()
         await batcher.stop()
 
 

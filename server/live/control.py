@@ -67,7 +67,11 @@ def handle_message(peer: Peer, registry: StyleCatalog, raw: Any) -> None:
 
 def parse_request(raw: Any, registry: StyleCatalog) -> tuple[str | None, float | None]:
     """Validate a control message; returns (style or None, strength or None)."""
-    message = parse_json(raw, "control messages")
+    return style_request(parse_json(raw, "control messages"), registry)
+
+
+def style_request(message: Any, registry: StyleCatalog) -> tuple[str | None, float | None]:
+    """`{"style"?, "strength"?}` checked (a control message, or PATCH /api/streams/NAME)."""
     if not isinstance(message, dict) or not ({"style", "strength"} & message.keys()):
         raise BadRequest('expected a JSON object with "style" and/or "strength"')
     style, strength = message.get("style"), message.get("strength")

@@ -7,9 +7,9 @@ import collections
 import itertools
 import logging
 import time
-from collections.abc import Callable, Container, Coroutine
+from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from aiortc import RTCPeerConnection
 
@@ -18,6 +18,7 @@ from ..metrics import Metrics
 from ..services import StyleCatalog
 from .batcher import Batcher, FrameResult
 from .budget import BudgetPlanner
+from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +59,14 @@ class PeerStats:
         }
 
 
-class Peer:
-    """One live viewer: its connection, chosen style and strength, counters and tasks."""
+class Peer(Session):
+    """One live viewer (or a stream's publisher): its chosen style and strength, counters."""
 
-    _ids = itertools.count(1)
+    prefix: ClassVar[str] = "peer"
+    _ids: ClassVar[itertools.count[int]] = itertools.count(1)
 
     def __init__(self, pc: RTCPeerConnection, style: str, registry: StyleCatalog) -> None:
-        self.id = f"peer-{next(self._ids)}"
-        self.pc = pc
-        self.remote: str | None = None  # client address (pending offers are capped per address)
+        super().__init__(pc)
         self.style = style
         self.strength = 1.0
         self.registry = registry
@@ -75,16 +75,8 @@ class Peer:
         self.stats = PeerStats(since=time.perf_counter())
         self.dropped_total = 0
         self.send: Callable[[Message], None] = lambda message: None  # set by the control channel
-        self.tasks: set[asyncio.Task[Any]] = set()
         self.watched = False  # whether the no-video watchdog runs (from the first connect)
-        self.closed = False
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
-        """Run a coroutine as a task owned by this peer (cancelled when it closes)."""
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.id}-{what}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+        self.video_timeout_s = 10.0  # dropped after this long without video (open_peer sets it)
 
     def request_style(self, name: str) -> None:
         """Switch style from the next frame on; acked once a frame in it goes out."""
@@ -130,18 +122,6 @@ class Peer:
         message.update(style=self.style, strength=self.strength, dropped_total=self.dropped_total)
         self.stats = PeerStats(since=now)
         return message
-
-    async def close(self) -> None:
-        """Cancel this peer's tasks and close its connection."""
-        self.closed = True
-        tasks = [t for t in self.tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        try:
-            await self.pc.close()
-        except Exception:  # noqa: BLE001 - aiortc can trip over a half-negotiated connection
-            log.debug("%s: closing the connection failed", self.id, exc_info=True)
 
 
 class PeerSet:

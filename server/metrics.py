@@ -20,6 +20,12 @@ class Metrics:
         self.batch_size = Histogram(
             "stylefusion_batch_size", "Frames per model call", buckets=BATCH_BUCKETS, registry=reg
         )
+        self.batch_styles = Histogram(
+            "stylefusion_batch_styles",
+            "Styles per model call (styles of one multi-style network share a call)",
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        )
         self.queue_wait = Histogram(
             "stylefusion_queue_wait_seconds",
             "Time a frame waits in the batcher before its model call starts",

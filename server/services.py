@@ -10,8 +10,30 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from typing import Any, Protocol
 
+import torch
+
 from stylefusion.style_folder import StyleInfo
 from stylefusion.stylizer import Stylizer
+
+
+class StyleRun(Protocol):
+    """What runs a style (the styles room's StyleModel): styles of one network share a
+    Stylizer, each with its own norms, and can be blended."""
+
+    @property
+    def stylizer(self) -> Stylizer:
+        """The Stylizer of the style's network."""
+        ...
+
+    @property
+    def norms(self) -> torch.Tensor | None:
+        """(P,) norms of a multi-style network's style; None for a single-style network."""
+        ...
+
+    @property
+    def network(self) -> str:
+        """The network's name: styles of one network can share a model call and be blended."""
+        ...
 
 
 class StyleCatalog(Protocol):
@@ -30,6 +52,10 @@ class StyleCatalog(Protocol):
 
     def stylizer(self, name: str) -> Stylizer:
         """The Stylizer of a style (called from the inference thread)."""
+        ...
+
+    def model(self, name: str) -> StyleRun:
+        """What runs a style: its Stylizer, norms and network."""
         ...
 
     def lower_priority(self) -> None:

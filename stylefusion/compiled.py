@@ -30,9 +30,7 @@ COMPILE_NICE = 19  # the compile thread's niceness (and that of the compilers it
 ShapeKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device]
 
 
-def compile_model(
-    model: nn.Module, mode: str = "default"
-) -> Callable[[torch.Tensor], torch.Tensor]:
+def compile_model(model: nn.Module, mode: str = "default") -> Callable[..., torch.Tensor]:
     """torch.compile with static shapes: one graph per (batch, size) seen.
 
     Every style of a variant shares forward's code, so the program should raise dynamo's
@@ -50,9 +48,9 @@ def compile_model(
     if mode != "reduce-overhead":
         return compiled  # type: ignore[return-value]
 
-    def run(x: torch.Tensor) -> torch.Tensor:
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
         torch.compiler.cudagraph_mark_step_begin()
-        return compiled(x)
+        return compiled(*inputs)
 
     return run
 
@@ -72,9 +70,7 @@ class CompileWorker:
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
-    def submit(
-        self, runner: BackgroundCompiled, example: torch.Tensor, urgent: bool = True
-    ) -> None:
+    def submit(self, runner: BackgroundCompiled, example: Inputs, urgent: bool = True) -> None:
         """Queue one shape of one model (urgent: before every shape queued ahead of need)."""
         self._todo.put(_Job(URGENT if urgent else AHEAD, next(self._order), runner, example))
 
@@ -95,14 +91,15 @@ class CompileWorker:
     def _work(self) -> None:
         while True:
             job = self._todo.get()
-            if job.runner is None or job.example is None:  # close()
+            if job.runner is None or not job.example:  # close()
                 return
             # a shape queued ahead and then again when frames came is compiled once
-            if not job.runner.failed and not job.runner.ready(job.example):
-                job.runner.compile_now(job.example)
+            if not job.runner.failed and not job.runner.ready(job.example[0]):
+                job.runner.compile_now(*job.example)
 
 
 STOP, URGENT, AHEAD = 0, 1, 2  # a compile queue's priorities, first served first
+Inputs = tuple[torch.Tensor, ...]  # a model call's inputs: frames, and a multi-style net's norms
 
 
 @dataclass(order=True)
@@ -112,11 +109,15 @@ class _Job:
     priority: int
     order: int
     runner: BackgroundCompiled | None = field(default=None, compare=False)
-    example: torch.Tensor | None = field(default=None, compare=False)
+    example: Inputs = field(default=(), compare=False)
 
 
 class BackgroundCompiled:
-    """Calls the compiled model for shapes already compiled, the eager one otherwise."""
+    """Calls the compiled model for shapes already compiled, the eager one otherwise.
+
+    A multi-style network's calls carry its per-frame norms, an input like the frames: one
+    compiled version of a shape serves every style (and every blend) of the network.
+    """
 
     def __init__(
         self,
@@ -136,14 +137,18 @@ class BackgroundCompiled:
         self._ready: set[ShapeKey] = set()
         self._requested: dict[ShapeKey, bool] = {}  # shape -> queued as urgent
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Run x through the compiled model if its shape is ready, else eager (and queue it)."""
+    def __call__(self, x: torch.Tensor, norms: torch.Tensor | None = None) -> torch.Tensor:
+        """Run x (and norms) through the compiled model if x's shape is ready, else eager
+        (and queue the shape)."""
+        inputs = _inputs(x, norms)
         if _key(x) in self._ready:
-            return self.compiled(x)
-        self.request(x, urgent=True)
-        return self.eager(x)
+            return self.compiled(*inputs)
+        self.request(x, norms, urgent=True)
+        return self.eager(*inputs)
 
-    def request(self, x: torch.Tensor, urgent: bool = False) -> None:
+    def request(
+        self, x: torch.Tensor, norms: torch.Tensor | None = None, urgent: bool = False
+    ) -> None:
         """Queue x's shape for compiling unless it is ready or queued (urgent: frames wait)."""
         key = _key(x)
         if self.failed or key in self._ready:
@@ -151,7 +156,9 @@ class BackgroundCompiled:
         queued = self._requested.get(key)
         if queued is None or (urgent and not queued):
             self._requested[key] = urgent
-            self.worker.submit(self, torch.zeros_like(x), urgent)  # same shape, dtype, strides
+            # the same shapes, dtypes and strides; the norms as given (int8 calibrates on them)
+            example = _inputs(torch.zeros_like(x), None if norms is None else norms.clone())
+            self.worker.submit(self, example, urgent)
 
     def ready(self, x: torch.Tensor) -> bool:
         """Whether x's shape runs compiled."""
@@ -166,9 +173,11 @@ class BackgroundCompiled:
         """Shapes queued or compiling (none once compiling failed: eager serves for good)."""
         return 0 if self.failed else len(set(self._requested) - self._ready)
 
-    def wait(self, x: torch.Tensor, timeout_s: float = 300.0) -> bool:
+    def wait(
+        self, x: torch.Tensor, norms: torch.Tensor | None = None, timeout_s: float = 300.0
+    ) -> bool:
         """Queue x's shape if needed and block until it is compiled (or failed); for warm-ups."""
-        self(x)
+        self(x, norms)
         deadline = time.monotonic() + timeout_s
         while not self.ready(x) and not self.failed and time.monotonic() < deadline:
             if self.worker.closed:  # shutting down: nothing more will compile
@@ -184,24 +193,29 @@ class BackgroundCompiled:
         if self._own_worker:
             self.worker.close()
 
-    def compile_now(self, example: torch.Tensor) -> None:
-        """Compile for example's shape (on the worker thread); a failure means eager for good."""
+    def compile_now(self, x: torch.Tensor, *norms: torch.Tensor) -> None:
+        """Compile for x's shape (on the worker thread); a failure means eager for good."""
         start = time.perf_counter()
         try:
             with torch.inference_mode():
-                self.compiled(example)
+                self.compiled(x, *norms)
         except CompileStopped:
-            log.debug("%s: compile for %s stopped", self.name, tuple(example.shape))
+            log.debug("%s: compile for %s stopped", self.name, tuple(x.shape))
             self.failed = True  # closed: eager from now on, and no waiting for it
             return
         except Exception as exc:  # compiler toolchains vary; eager always works
-            log.warning("torch.compile failed for %s (%s); it stays eager", self.name, exc)
+            log.warning("compiling failed for %s (%s); it stays eager", self.name, exc)
             log.debug("the compile failure", exc_info=True)
             self.failed = True
             return
-        self._ready.add(_key(example))
+        self._ready.add(_key(x))
         elapsed = time.perf_counter() - start
-        log.info("%s compiled for %s in %.1f s", self.name, tuple(example.shape), elapsed)
+        log.info("%s compiled for %s in %.1f s", self.name, tuple(x.shape), elapsed)
+
+
+def _inputs(x: torch.Tensor, norms: torch.Tensor | None) -> Inputs:
+    """A model call's inputs: a single-style network takes frames only."""
+    return (x,) if norms is None else (x, norms)
 
 
 def _key(x: torch.Tensor) -> ShapeKey:

@@ -16,6 +16,7 @@ server; and tracing holds the GIL for seconds. A loaded package runs without dyn
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import logging
 import os
@@ -36,6 +37,7 @@ from .devices import cpu_flags
 from .errors import CompileStopped
 from .quantized import CALIBRATION_PHOTOS, calibration_frames, calibration_photos, quantize
 from .style_folder import load_transformer, save_transformer
+from .transformer_net import TransformerNet
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,8 @@ PACKAGE_VERSION = 2  # bump when build_package() or the child change what they m
 CHILD_SLOT = "lite"  # the variant slot the weights travel in to a build child
 
 Shape = tuple[int, ...]
-Runner = Callable[[torch.Tensor], torch.Tensor]
+Runner = Callable[..., torch.Tensor]
+Inputs = tuple[torch.Tensor, ...]  # frames, and a multi-style network's (B, P) norms
 
 
 class PackageCompiled:
@@ -53,10 +56,16 @@ class PackageCompiled:
     first, calibrated on the shipped photos. A build takes tens of seconds and runs in a child
     process (unless `isolated` is False): the caller's thread only waits, so call it where
     compiling belongs (compiled.BackgroundCompiled's worker thread or a warm-up).
+
+    A multi-style network's package takes the per-frame norms as a second input, so one
+    package per shape serves every style of its backbone; it is named by the backbone alone
+    (not the style table). int8 calibrates it on `calibration_norms` (S, P), the styles it
+    will serve, else on the norms of the call that builds it.
     """
 
     def __init__(self, model: nn.Module, int8: bool = False, isolated: bool = True) -> None:
         self.model = model
+        self.calibration_norms: torch.Tensor | None = None
         self.dtype = next(model.parameters()).dtype
         self.precision = "int8" if int8 else {torch.bfloat16: "bf16"}.get(self.dtype, "fp32")
         self.isolated = isolated
@@ -66,14 +75,17 @@ class PackageCompiled:
         self._closed = False
         _LIVE.add(self)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, norms: torch.Tensor | None = None) -> torch.Tensor:
         shape = tuple(x.shape)
         graph = self._graphs.get(shape)
         if graph is None:
-            graph = self._build(shape)
-        # a package assumes its example's dtype and strides (channels-last, what Stylizer
-        # feeds it): anything else is converted (a no-op otherwise)
-        return graph(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
+            graph = self._build(shape, norms)
+        # a package assumes its example's dtypes and strides (channels-last frames, what
+        # Stylizer feeds it; fp32 norms): anything else is converted (a no-op otherwise)
+        frames = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        if norms is None:
+            return graph(frames)
+        return graph(frames, norms.float().contiguous())
 
     def close(self) -> None:
         """Stop a build under way (its child is killed) and refuse new ones."""
@@ -81,17 +93,18 @@ class PackageCompiled:
         for child in list(self._builders):
             child.kill()
 
-    def _build(self, shape: Shape) -> Runner:
+    def _build(self, shape: Shape, norms: torch.Tensor | None) -> Runner:
         with self._lock:
             if shape not in self._graphs:
                 path = package_path(self.model, shape, self.precision)
                 runner = _load(path)
                 if runner is None:
                     start = time.perf_counter()
+                    model = self._for_build(norms)
                     if self.isolated:
-                        self._build_in_child(shape, path)
+                        self._build_in_child(model, shape, path)
                     else:
-                        build(self.model, self.precision, shape, path)
+                        build(model, self.precision, shape, path)
                     log.info(
                         "%s package for %s built in %.1f s (%d threads)",
                         self.precision,
@@ -103,14 +116,26 @@ class PackageCompiled:
                 self._graphs[shape] = runner
             return self._graphs[shape]
 
-    def _build_in_child(self, shape: Shape, path: Path) -> None:
+    def _for_build(self, norms: torch.Tensor | None) -> nn.Module:
+        """The model to build from: a multi-style one carries the norms to calibrate on as
+        its style table (not part of the package's name)."""
+        table = self.calibration_norms if self.calibration_norms is not None else norms
+        if not getattr(self.model, "norm_size", 0) or table is None:
+            return self.model
+        config = dataclasses.replace(self.model.config, styles=len(table))  # type: ignore[arg-type]
+        model = TransformerNet(config).to(self.dtype)
+        state = {**self.model.state_dict(), "style_table": table.detach().to("cpu", self.dtype)}
+        model.load_state_dict(state)
+        return model.eval()
+
+    def _build_in_child(self, model: nn.Module, shape: Shape, path: Path) -> None:
         if self._closed:
             raise CompileStopped("closed: no more package builds")
         with tempfile.TemporaryDirectory(prefix="stylefusion-package-") as tmp:
             # the weights go over as a style folder (safetensors, fp32 holds bf16 exactly);
             # "lite" only names the slot, meta.json records the network
             folder = Path(tmp) / "model"
-            save_transformer(folder, CHILD_SLOT, self.model, name="package", dtype=torch.float32)
+            save_transformer(folder, CHILD_SLOT, model, name="package", dtype=torch.float32)
             size = "x".join(map(str, shape))
             threads = str(torch.get_num_threads())  # the caller's: it is written into kernels
             command = [sys.executable, "-m", __name__, str(folder), size, str(path), threads]
@@ -173,24 +198,37 @@ def _build_main(argv: list[str]) -> int:
 
 
 def build(model: nn.Module, precision: str, shape: Shape, path: Path) -> None:
-    """Build the package of `model` for `shape` at `path` (int8: quantized first)."""
+    """Build the package of `model` for `shape` at `path` (int8: quantized first). A
+    multi-style model takes (frames, norms): its style table's rows are the norms it is
+    calibrated on and exported with."""
+    batch = shape[0]
+    table = model.style_table.detach() if getattr(model, "norm_size", 0) else None
     if precision == "int8":
         frames = calibration_frames(shape)
-        build_package(quantize(model, frames), frames[0], path)
+        examples = [_with_norms(f, table, i * batch) for i, f in enumerate(frames)]
+        build_package(quantize(model, examples), examples[0], path)
     else:
         dtype = next(model.parameters()).dtype
-        build_package(model, torch.zeros(shape, dtype=dtype), path)
+        build_package(model, _with_norms(torch.zeros(shape, dtype=dtype), table, 0), path)
 
 
-def build_package(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+def _with_norms(frames: torch.Tensor, table: torch.Tensor | None, first: int) -> Inputs:
+    """A call's inputs: the frames, and for a multi-style model a (B, P) cycle of its rows."""
+    if table is None:
+        return (frames,)
+    rows = [(first + i) % len(table) for i in range(frames.shape[0])]
+    return (frames, table[rows].float().contiguous())
+
+
+def build_package(model: nn.Module, example: Inputs, path: Path) -> None:
     """Compile `model` for inputs like `example` into an AOTInductor package at `path`
     (written under a temporary name, then renamed into place)."""
-    example = example.contiguous(memory_format=torch.channels_last)
+    example = (example[0].contiguous(memory_format=torch.channels_last), *example[1:])
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.pt2")
     try:
         with torch.inference_mode(False), torch.no_grad():
-            program = torch.export.export(model, (example,), strict=True)
+            program = torch.export.export(model, example, strict=True)
             # freezing: weights become constants, so convolutions run as prepacked oneDNN
             # kernels (VNNI for int8); unfrozen, the same int8 graph ran 3x slower
             torch._inductor.aoti_compile_and_package(
@@ -203,9 +241,12 @@ def build_package(model: nn.Module, example: torch.Tensor, path: Path) -> None:
 
 def package_path(model: nn.Module, shape: Shape, precision: str) -> Path:
     """Where the package of `model` for `shape` is kept: inductor's cache dir, named by the
-    weights, the shape, the precision (and int8's calibration photos), torch and this CPU."""
+    weights (a multi-style network's backbone: not its style table), the shape, the precision
+    (and int8's calibration photos), torch and this CPU."""
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
+        if name == "style_table":  # a multi-style package serves any norms: its backbone names it
+            continue
         digest.update(name.encode())
         raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)  # bf16 too
         digest.update(raw.numpy().tobytes())

@@ -50,8 +50,9 @@ def _center_crop(image: np.ndarray, shape: Shape) -> np.ndarray:
     return image[top : top + height, left : left + width]
 
 
-def quantize(model: nn.Module, frames: list[torch.Tensor]) -> nn.Module:
-    """An int8 copy of `model` for inputs shaped like `frames`, calibrated on them.
+def quantize(model: nn.Module, examples: list[tuple[torch.Tensor, ...]]) -> nn.Module:
+    """An int8 copy of `model` for calls shaped like `examples`, calibrated on them (each a
+    call's inputs: frames, and a multi-style network's norms).
 
     The copy runs slowly in eager mode (it simulates int8); build_package compiles it."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -61,23 +62,23 @@ def quantize(model: nn.Module, frames: list[torch.Tensor]) -> nn.Module:
     quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
     with torch.inference_mode(False), torch.no_grad():
         # strict (dynamo) export: the default non-strict one patches torch globally while it
-        # traces, which breaks the eager model serving frames in another thread meanwhile
-        graph = torch.export.export(model, (frames[0],), strict=True).module()
+        # traces, which breaks an eager model serving frames in another thread meanwhile
+        graph = torch.export.export(model, examples[0], strict=True).module()
         prepared = prepare_pt2e(graph, quantizer)  # type: ignore[arg-type]
-        for batch in frames:
-            prepared(batch)
+        for inputs in examples:
+            prepared(*inputs)
         return convert_pt2e(prepared)
 
 
 class Bfloat16StandIn(nn.Module):
-    """fp32 frames in and out, a bf16 copy of the model inside."""
+    """fp32 frames in and out, a bf16 copy of the model inside (norms pass through)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = copy.deepcopy(model).to(torch.bfloat16)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.to(torch.bfloat16)).float()
+    def forward(self, x: torch.Tensor, *norms: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(torch.bfloat16), *norms).float()
 
 
 def bfloat16_stand_in(model: nn.Module) -> nn.Module:

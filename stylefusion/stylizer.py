@@ -61,8 +61,11 @@ class Stylizer:
         model = model.eval().requires_grad_(False).to(self.device, self.dtype)
         if cuda:
             model = model.to(memory_format=torch.channels_last)
+        self.norm_size = int(getattr(model, "norm_size", 0))  # P: a multi-style net's norms
+        # (S, P) norms of the styles it serves: examples for builds, int8's calibration
+        self.reference_norms = model.style_norms(0).float() if self.norm_size else None
         self.eager: torch.nn.Module = model
-        self.model: Callable[[torch.Tensor], torch.Tensor] = model
+        self.model: Callable[..., torch.Tensor] = model
         if self.compile_mode == "background":
             if self.tuning.mode == "int8":  # bf16 serves a size while its int8 package builds
                 self.eager = bfloat16_stand_in(model)
@@ -101,14 +104,22 @@ class Stylizer:
         self(frames)
         if compiled and isinstance(self.model, BackgroundCompiled):
             with torch.inference_mode():
-                self.model.wait(self._prepare(torch.from_numpy(frames)))
+                x = self._prepare(torch.from_numpy(frames))
+                self.model.wait(x, self._norms(None, batch))
         return time.perf_counter() - start
 
     def compile_ahead(self, height: int, width: int, batch: int = 1) -> None:
         """Queue a shape's compiled version before frames need it (no model call, no wait)."""
         if isinstance(self.model, BackgroundCompiled):
             frames = torch.zeros((batch, height, width, 3), dtype=torch.uint8)
-            self.model.request(self._prepare(frames))
+            self.model.request(self._prepare(frames), self._norms(None, batch))
+
+    def set_reference_norms(self, table: torch.Tensor) -> None:
+        """The (S, P) norms of the styles this multi-style network serves (new styles come)."""
+        self.reference_norms = table.detach().float()
+        compiled = getattr(self.model, "compiled", None)
+        if hasattr(compiled, "calibration_norms"):  # an int8 package calibrates on them
+            compiled.calibration_norms = self.reference_norms  # type: ignore[union-attr]
 
     def serving(self) -> dict[str, str]:
         """Each frame size asked for ("WxH", "WxH*B" for batches) -> "eager" while its compiled
@@ -134,18 +145,43 @@ class Stylizer:
         return self.model.pending() if isinstance(self.model, BackgroundCompiled) else 0
 
     @torch.inference_mode()
-    def __call__(self, frames: Frames, strength: float = 1.0, *, eager: bool = False) -> np.ndarray:
-        """Stylize frames; `strength` in 0..1 blends the result with the input; `eager` runs
-        the eager model even where a compiled one is ready or due (start-up times it)."""
-        if not 0.0 <= strength <= 1.0:
-            raise InvalidInput(f"strength must be within 0..1, got {strength}")
+    def __call__(
+        self,
+        frames: Frames,
+        strength: float | Sequence[float] = 1.0,
+        *,
+        norms: torch.Tensor | None = None,
+        eager: bool = False,
+    ) -> np.ndarray:
+        """Stylize frames. `strength` in 0..1 (one, or one per frame) blends each result with
+        its input; `norms` (B, P): each frame's (gamma, beta) for a multi-style network
+        (default: its first reference style); `eager` runs the eager model even where a
+        compiled one is ready or due (start-up times it)."""
         x = self._prepare(_as_tensor(frames))  # (B, 3, H, W) in [0, 1]
-        forward = self.eager if eager else self._forward
-        y = forward(x).clamp_(0.0, 1.0) if strength > 0 else x
-        if strength < 1.0:
-            y = torch.lerp(x, y, strength)
+        weights = _strengths(strength, x.shape[0])
+        packed = self._norms(norms, x.shape[0])  # (B, P) float32, or None
+        forward = self._eager if eager else self._forward
+        y = forward(x, packed).clamp_(0.0, 1.0) if max(weights) > 0 else x
+        if min(weights) < 1.0:
+            w = torch.tensor(weights, device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+            y = torch.lerp(x, y, w)
         out = y.mul_(255.0).round_().to(torch.uint8)
         return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (B, H, W, 3) uint8
+
+    def _norms(self, norms: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """Per-frame norms on the device (a single-style network takes none)."""
+        if not self.norm_size:
+            if norms is not None:
+                raise InvalidInput("a single-style network takes no norms")
+            return None
+        if norms is None:
+            assert self.reference_norms is not None
+            norms = self.reference_norms[:1].expand(batch, -1)
+        if tuple(norms.shape) != (batch, self.norm_size):
+            raise InvalidInput(
+                f"norms must be ({batch}, {self.norm_size}), not {tuple(norms.shape)}"
+            )
+        return norms.to(self.device, torch.float32).contiguous()
 
     def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> (B, 3, H, W) model dtype in [0, 1] on the device."""
@@ -161,28 +197,58 @@ class Stylizer:
             return [1]
         return [1 << i for i in range(max(1, max_batch - 1).bit_length() + 1)]
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _eager(self, x: torch.Tensor, norms: torch.Tensor | None) -> torch.Tensor:
+        return self.eager(x) if norms is None else self.eager(x, norms)
+
+    def _forward(self, x: torch.Tensor, norms: torch.Tensor | None) -> torch.Tensor:
         """The (compiled) model; falls back to eager for good if compilation fails here."""
         if self.model is self.eager:
-            return self.eager(x)
+            return self._eager(x, norms)
         try:
-            return self._compiled(x)
+            return self._compiled(x, norms)
         except Exception as exc:  # compiler toolchains vary; eager always works
-            log.warning("torch.compile failed (%s); %s runs eager", exc, self.name or "model")
+            log.warning("compiled model failed (%s); %s runs eager", exc, self.name or "model")
             self.model = self.eager
-            return self.eager(x)
+            return self._eager(x, norms)
 
-    def _compiled(self, x: torch.Tensor) -> torch.Tensor:
+    def _compiled(self, x: torch.Tensor, norms: torch.Tensor | None) -> torch.Tensor:
         """One compiled graph per batch size: so few sizes are used, a CPU runs a batch frame
         by frame (it costs the same there) and a GPU pads it to a power of two."""
         batch = x.shape[0]
+        rows = [None] * batch if norms is None else list(norms.split(1))
         if self.device.type == "cpu":
-            return self.model(x) if batch == 1 else torch.cat([self.model(f) for f in x.split(1)])
+            if batch == 1:
+                return self.model(*_inputs(x, norms))
+            frames = zip(x.split(1), rows, strict=True)
+            return torch.cat([self.model(*_inputs(f, n)) for f, n in frames])
         size = 1 << (batch - 1).bit_length()
         if size == batch:
-            return self.model(x)
+            return self.model(*_inputs(x, norms))
         padded = torch.cat([x, x.new_zeros((size - batch, *x.shape[1:]))])
-        return self.model(padded.contiguous(memory_format=torch.channels_last))[:batch]
+        padded = padded.contiguous(memory_format=torch.channels_last)
+        if norms is not None:  # the padding frames take the first frame's norms
+            norms = torch.cat([norms, norms[:1].expand(size - batch, -1)])
+        return self.model(*_inputs(padded, norms))[:batch]
+
+
+def _inputs(x: torch.Tensor, norms: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    """A model call's inputs: a single-style network takes the frames only."""
+    return (x,) if norms is None else (x, norms)
+
+
+def _strengths(strength: float | Sequence[float], batch: int) -> list[float]:
+    """One strength per frame, each checked to lie within 0..1."""
+    values = (
+        [float(v) for v in strength]
+        if isinstance(strength, Sequence)
+        else [float(strength)] * batch
+    )
+    if len(values) != batch:
+        raise InvalidInput(f"expected {batch} strengths, got {len(values)}")
+    for value in values:
+        if not 0.0 <= value <= 1.0:
+            raise InvalidInput(f"strength must be within 0..1, got {value}")
+    return values
 
 
 def _as_tensor(frames: Frames) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from stylefusion.backbone import write_backbone
 from stylefusion.progress import Progress
-from stylefusion.style_folder import save_transformer
+from stylefusion.style_folder import save_shared_style, save_transformer
 from stylefusion.transformer_net import TransformerConfig, TransformerNet
 
 TINY = TransformerConfig(channels=(4, 8, 8), residual_blocks=1, edge_kernel=3)
@@ -53,6 +56,33 @@ def make_tiny_style(models_dir: Path, name: str, seed: int, variants=("full", "l
         save_transformer(folder, variant, TransformerNet(TINY), name=name, style_image=image)
     image.unlink()
     return folder
+
+
+def tiny_multistyle(styles: int, seed: int) -> TransformerNet:
+    """A seeded tiny multi-style network whose style table rows differ clearly."""
+    torch.manual_seed(seed)
+    net = TransformerNet(dataclasses.replace(TINY, styles=styles)).eval()
+    with torch.no_grad():
+        net.style_table.add_(torch.randn_like(net.style_table) * 0.5)
+    return net
+
+
+def make_tiny_multistyle(
+    models_dir: Path, names: Sequence[str], seed: int, variants=("full", "lite")
+) -> TransformerNet:
+    """Style folders of one tiny shared backbone (the ml library's own save functions): each
+    holds its norms, row i of the network's table; returns the network."""
+    net = tiny_multistyle(len(names), seed)
+    backbone_id = write_backbone(models_dir, net, {"styles": list(names)})
+    for i, name in enumerate(names):
+        image = make_style_image(models_dir / f".{name}-src.png", seed + i)
+        for variant in variants:
+            norms = net.style_norms(i)[0]
+            save_shared_style(
+                models_dir / name, variant, net, norms, backbone_id, name=name, style_image=image
+            )
+        image.unlink()
+    return net
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
-from webrtc_helpers import FakeStylizer, frame, values
+import torch
+from webrtc_helpers import FakeRun, FakeStylizer, frame, values
 
 from server.errors import FrameDropped
-from server.live.batcher import Batcher, run_model
+from server.live.batcher import Batcher
 from server.metrics import Metrics
 from stylefusion.errors import StyleNotFound
 
@@ -25,10 +25,12 @@ def styles():
 async def make_batcher(styles):
     batchers: list[Batcher] = []
 
-    def lookup(name: str) -> FakeStylizer:
+    def lookup(name: str) -> FakeRun:
         if name not in styles:
             raise StyleNotFound(name)
-        return styles[name]
+        return (
+            styles[name] if isinstance(styles[name], FakeRun) else FakeRun(styles[name], None, name)
+        )
 
     def make(**kwargs) -> Batcher:
         batcher = Batcher(lookup, metrics=Metrics(), **kwargs)  # type: ignore[arg-type]
@@ -130,11 +132,48 @@ async def test_removed_peer_pending_frame_is_cancelled(make_batcher, styles):
         await waiting
 
 
-def test_per_frame_strength_blends_with_the_input():
-    model = FakeStylizer()
-    images = [np.full((4, 4, 3), 100, np.uint8)] * 3
-    out = run_model(model, images, [0.0, 0.5, 1.0])  # type: ignore[arg-type]
-    assert [int(o[0, 0, 0]) for o in out] == [100, 128, 155]
+async def test_per_frame_strength_blends_with_the_input(make_batcher, styles):
+    batcher = make_batcher(max_batch=8, max_wait_s=5.0)
+    for peer in ("a", "b", "c"):
+        batcher.add_peer(peer)
+    results = await asyncio.gather(
+        *(
+            batcher.submit(p, frame(100), "alpha", s)
+            for p, s in [("a", 0.0), ("b", 0.5), ("c", 1.0)]
+        )
+    )
+    assert [int(r.frame.to_ndarray(format="rgb24")[0, 0, 0]) for r in results] == [100, 128, 155]
+    assert batcher.batch_sizes == {3: 1}
+
+
+async def test_styles_of_one_network_share_a_call_each_with_its_norms(make_batcher, styles):
+    network = FakeStylizer()
+    ink, oil = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 3.0])
+    styles.update(ink=FakeRun(network, ink, "net"), oil=FakeRun(network, oil, "net"))
+    batcher = make_batcher(max_batch=8, max_wait_s=5.0)
+    for peer in ("a", "b", "c"):
+        batcher.add_peer(peer)
+    results = await asyncio.gather(
+        batcher.submit("a", frame(10), "ink"),
+        batcher.submit("b", frame(20), "oil"),
+        batcher.submit("c", frame(30), "ink", blend=("oil", 0.25)),
+    )
+    assert [values(c) for c in network.calls] == [[10, 20, 30]]  # one call, three styles
+    expected = torch.stack([ink, oil, torch.lerp(ink, oil, 0.25)])
+    torch.testing.assert_close(network.norms[0], expected)
+    assert [r.style for r in results] == ["ink", "oil", "ink"]
+    assert [r.blend for r in results] == [None, None, ("oil", 0.25)]
+
+
+async def test_a_blend_with_another_network_or_a_missing_style_is_left_out(make_batcher, styles):
+    network = FakeStylizer()
+    styles.update(ink=FakeRun(network, torch.tensor([1.0, 0.0]), "net"))
+    batcher = make_batcher(max_wait_s=0.0)
+    batcher.add_peer("a")
+    other = await batcher.submit("a", frame(10), "ink", blend=("alpha", 0.5))
+    gone = await batcher.submit("a", frame(10), "ink", blend=("nope", 0.5))
+    assert other.blend is None and gone.blend is None
+    torch.testing.assert_close(network.norms[-1], torch.tensor([[1.0, 0.0]]))
 
 
 async def test_peer_leaving_while_the_batcher_waits_does_not_stop_it(make_batcher, styles):

@@ -9,7 +9,7 @@ import pytest
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
-from webrtc_helpers import FakeStylizer, frame
+from webrtc_helpers import FakeRun, FakeStylizer, frame
 
 from server.live.batcher import Batcher
 from server.live.peers import Peer
@@ -48,7 +48,7 @@ class QueueTrack(MediaStreamTrack):
 @pytest.fixture
 async def setup():
     metrics = Metrics()
-    batcher = Batcher(lambda name: FakeStylizer(), max_wait_s=0.0, metrics=metrics)
+    batcher = Batcher(lambda name: FakeRun(FakeStylizer()), max_wait_s=0.0, metrics=metrics)
     batcher.start()
     source = QueueTrack()
     peer = Peer(None, "alpha", None)  # type: ignore[arg-type] - no connection needed here

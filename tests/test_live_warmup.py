@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from conftest import make_tiny_style
+from conftest import make_tiny_multistyle, make_tiny_style
 from webrtc_helpers import Viewer, difference, pin_cost, test_config
 
 from server.app import create_app
@@ -93,3 +93,30 @@ async def test_no_style_loaded_is_warming_up_and_the_first_style_ends_it(
         assert difference(image, viewer.camera.image) > 10
     finally:
         await viewer.close()
+
+
+async def test_styles_of_one_backbone_queue_each_frame_size_once(
+    aiohttp_client, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    make_tiny_multistyle(models, ["ink", "oil", "wax"], seed=8)
+    gate = threading.Event()  # nothing builds: only what is queued counts
+    monkeypatch.setattr(BackgroundCompiled, "compile_now", lambda self, *example: gate.wait(30))
+    app = create_app(test_config(models, tmp_path, compile=True, max_peers=1))
+    pin_cost(app, SMALL_BOX_COST)
+    try:
+        client = await aiohttp_client(app)
+        inference = (await health(client))["inference"]
+        # one viewer's box is 160x120: its 4:3 and 16:9 frames, once for the three styles
+        assert inference["builds_pending"] == 2
+        assert (
+            inference["sizes"]["ink"]
+            == inference["sizes"]["wax"]
+            == {
+                "160x120": "eager",
+                "160x90": "eager",
+            }
+        )
+    finally:
+        gate.set()

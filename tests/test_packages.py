@@ -5,7 +5,7 @@ import time
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, tiny_multistyle
 
 from stylefusion import packages
 from stylefusion.compiled import BackgroundCompiled
@@ -113,3 +113,21 @@ def test_closing_stops_a_build_under_way() -> None:
     assert "stopped" in str(failures[0])
     with pytest.raises(CompileStopped, match="closed"):
         runner(torch.rand(1, 3, 12, 16))
+
+
+def test_one_package_per_shape_serves_every_style_and_blend_of_a_multistyle_network() -> None:
+    net = tiny_multistyle(styles=3, seed=6)
+    runner = BackgroundCompiled(net, "tiny", mode="package")
+    x = torch.rand(1, 3, 16, 20)
+    with torch.inference_mode():
+        assert runner.wait(x, net.style_norms([0]), timeout_s=600), "the package did not build"
+        blend = torch.lerp(net.style_norms([0]), net.style_norms([2]), 0.3)
+        for norms in [net.style_norms([i]) for i in range(3)] + [blend]:
+            torch.testing.assert_close(runner(x, norms), net(x, norms), rtol=1e-4, atol=1e-4)
+    runner.close()
+    assert runner.shapes() == {(1, 3, 16, 20): True}  # one build for every style
+    # the package is named by the backbone: other styles of it find the same one
+    other = tiny_multistyle(styles=5, seed=6)
+    other.load_state_dict({**net.state_dict(), "style_table": other.style_table})
+    shape = (1, 3, 16, 20)
+    assert packages.package_path(other, shape, "fp32") == packages.package_path(net, shape, "fp32")

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, tiny_multistyle
 
 from stylefusion import devices, quantized
 from stylefusion.compiled import BackgroundCompiled, CompileWorker
@@ -106,3 +106,17 @@ def test_bf16_serves_a_size_while_its_int8_package_builds(monkeypatch) -> None:
     assert isinstance(stylizer.eager, quantized.Bfloat16StandIn)
     assert next(stylizer.eager.parameters()).dtype == torch.bfloat16
     assert np.abs(served.astype(int) - fp32).mean() < 3.0
+
+
+@needs_int8
+def test_one_int8_package_serves_every_style_of_a_multistyle_network() -> None:
+    net = tiny_multistyle(styles=3, seed=10)
+    int8 = Stylizer(net, "cpu", compile="inline", tuning=Tuning(mode="int8"))
+    int8.set_reference_norms(net.style_norms([0, 1, 2]))  # calibrated on all three styles
+    fp32 = Stylizer(net, "cpu", compile="off")
+    frames = np.random.default_rng(4).integers(0, 256, (1, 24, 32, 3), np.uint8)
+    for i in range(3):
+        norms = net.style_norms([i])
+        diff = np.abs(int8(frames, norms=norms).astype(int) - fp32(frames, norms=norms))
+        assert diff.mean() < 3.0, (i, diff.mean())
+    assert list(int8.model._graphs) == [(1, 3, 24, 32)]  # one package for the three styles

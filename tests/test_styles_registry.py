@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import make_tiny_style
+from conftest import make_tiny_multistyle, make_tiny_style
 from webrtc_helpers import Viewer, test_config
 
 from server.app import create_app
@@ -130,3 +130,21 @@ async def test_cpu_precisions_build_packages_in_the_background(models_dir, preci
     assert stylizer.dtype == dtype and stylizer.tuning.mode == mode
     assert isinstance(stylizer.model, BackgroundCompiled)
     assert stylizer.model.worker is registry.compiler
+
+
+async def test_styles_of_one_backbone_share_a_stylizer_that_knows_their_norms(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    net = make_tiny_multistyle(models, ["ink", "oil"], seed=9)
+    make_tiny_style(models, "alpha", seed=1)
+    registry = StyleRegistry(models, torch.device("cpu"), compile=True, precision="fp32")
+    await registry.rescan()
+    shared = registry.stylizer("ink")
+    assert registry.stylizer("oil") is shared is not registry.stylizer("alpha")
+    torch.testing.assert_close(shared.reference_norms, net.style_norms([0, 1]))
+    torch.testing.assert_close(registry.model("oil").norms, net.style_norms(1)[0])
+    shutil.rmtree(models / "oil")
+    await registry.rescan()
+    assert registry.stylizer("ink") is shared  # the other style keeps the network loaded
+    torch.testing.assert_close(shared.reference_norms, net.style_norms([0]))
+    registry.close()

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_multistyle
 
 from stylefusion.errors import InvalidInput
 from stylefusion.stylizer import Stylizer
@@ -93,3 +94,26 @@ def test_making_a_stylizer_leaves_the_thread_count_alone(models_dir: Path) -> No
     torch.set_num_threads(1)
     Stylizer.from_style(models_dir / "alpha", device="cpu", compile="background").close()
     assert torch.get_num_threads() == 1  # process-wide settings belong to the program
+
+
+def test_one_call_paints_each_frame_in_its_own_style(frames: np.ndarray) -> None:
+    net = tiny_multistyle(styles=2, seed=5)
+    stylizer = Stylizer(net, "cpu")
+    batch = np.stack([frames[0], frames[0]])  # the same picture twice
+    norms = net.style_norms([0, 1])  # (2, P): style 0, then style 1
+    both = stylizer(batch, norms=norms)
+    assert np.array_equal(both[0], stylizer(batch[:1], norms=norms[:1])[0])
+    assert np.array_equal(both[1], stylizer(batch[:1], norms=norms[1:])[0])
+    assert np.abs(both[0].astype(int) - both[1]).mean() > 5  # two styles, one call
+    with pytest.raises(InvalidInput, match="norms must be"):
+        stylizer(batch, norms=norms[:1])
+
+
+def test_strength_can_differ_per_frame(models_dir: Path, frames: np.ndarray) -> None:
+    stylizer = Stylizer.from_style(models_dir / "alpha", device="cpu")
+    batch = np.stack([frames[0], frames[0]])
+    mixed = stylizer(batch, strength=[0.0, 1.0])
+    assert np.array_equal(mixed[0], batch[0])
+    assert np.array_equal(mixed[1], stylizer(batch[:1])[0])
+    with pytest.raises(InvalidInput, match="norms"):
+        stylizer(batch, norms=torch.zeros(2, 4))  # a single-style network takes none

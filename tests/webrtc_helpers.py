@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -260,26 +261,41 @@ def write_y4m(path: Path, width: int = 320, height: int = 240, frames: int = 30)
 
 
 class FakeStylizer:
-    """Inverts frames; records every call's batch; can be held at a gate."""
+    """Inverts frames; records every call's batch (and norms); can be held at a gate."""
 
     def __init__(self, variant: str = "lite") -> None:
         self.variant = variant
         self.calls: list[np.ndarray] = []
         self.eager: list[bool] = []  # per call: asked for the eager model (a one-off size)
+        self.norms: list[Any] = []
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()
         self.fail = False
 
-    def __call__(self, batch: np.ndarray, strength: float = 1.0, eager: bool = False) -> np.ndarray:
+    def __call__(
+        self, batch: np.ndarray, strength: Any = 1.0, norms: Any = None, eager: bool = False
+    ) -> np.ndarray:
         self.calls.append(batch.copy())
+        self.norms.append(norms)
         self.eager.append(eager)
         self.entered.set()
         self.gate.wait(10)
         if self.fail:
             raise RuntimeError("model exploded")
         styled = 255 - batch
-        return np.rint(batch * (1 - strength) + styled * strength).astype(np.uint8)
+        weights = np.broadcast_to(np.asarray(strength, np.float32), (len(batch),))
+        weights = weights[:, None, None, None]
+        return np.rint(batch * (1 - weights) + styled * weights).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class FakeRun:
+    """What runs a style, as the batcher looks it up (the registry's StyleModel)."""
+
+    stylizer: Any
+    norms: Any = None  # (P,) tensor of a multi-style network's style
+    network: str = ""
 
 
 def frame(value: int, width: int = 32, height: int = 24) -> VideoFrame:

@@ -36,7 +36,7 @@ def setup_live(app: web.Application) -> None:
     config, metrics, styles = app[CONFIG], app[METRICS], app[STYLES]
     planner = BudgetPlanner(CostModel(), settled=lambda box: settled(styles, box))
     batcher = Batcher(
-        styles.stylizer,
+        styles.model,
         config.max_batch,
         config.max_wait_ms / 1000,
         metrics,
@@ -93,9 +93,10 @@ def settled(styles: StyleCatalog, box: tuple[int, int]) -> bool:
 
 
 def default_first(styles: StyleCatalog) -> list[Stylizer]:
-    """The loaded styles' stylizers, the default style's first."""
+    """The loaded styles' stylizers, the default style's first (a shared one once)."""
     names = sorted((s.name for s in styles.styles()), key=lambda name: name != styles.default)
-    return [styles.stylizer(name) for name in names]
+    stylizers = {id(s): s for s in (styles.stylizer(name) for name in names)}  # shared: once
+    return list(stylizers.values())
 
 
 async def replan(app: web.Application, interval_s: float) -> None:

@@ -2,9 +2,12 @@
 
 Each peer has at most one pending frame (a newer one replaces it: newest wins) and, since
 the thread runs one batch at a time, at most one frame in flight. The thread groups pending
-frames by (style, variant, height, width), waits up to max_wait for the other peers' frames,
-runs one model call per group and hands each result back through an asyncio future that
-it resolves with loop.call_soon_threadsafe, so the event loop never waits on the model.
+frames by (network, height, width), waits up to max_wait for the other peers' frames, runs
+one model call per group and hands each result back through an asyncio future that it
+resolves with loop.call_soon_threadsafe, so the event loop never waits on the model.
+
+Styles of one multi-style network share its Stylizer: a group holds frames of any of its
+styles, each with its own norms (a blend of two styles is the lerp of their norms).
 """
 
 from __future__ import annotations
@@ -20,17 +23,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from av import VideoFrame
 
+from stylefusion.errors import StyleNotFound
 from stylefusion.stylizer import Stylizer
 
 from ..errors import FrameDropped, TooManyRequests
 from ..metrics import Metrics
+from ..services import StyleRun
 from .budget import CostModel
 
 log = logging.getLogger(__name__)
 
-GroupKey = tuple[str, str, int, int, bool]  # (style, variant, height, width, still)
+GroupKey = tuple[int, int, int, bool]  # (the Stylizer's id, height, width, still)
+Blend = tuple[str, float]  # (second style, amount 0..1) mixed into a frame's style
 Fit = Callable[[int, int], tuple[int, int]]  # (width, height) -> the size the model gets
 STILL_RETRY_S = 2  # a snapshot refused while another is painted: try again after this
 
@@ -45,6 +52,7 @@ class FrameResult:
     batch_size: int
     queue_s: float
     inference_s: float
+    blend: Blend | None = None  # the blend the frame was painted with, if any
 
 
 @dataclass
@@ -54,6 +62,8 @@ class _Request:
     style: str
     stylizer: Stylizer
     strength: float
+    norms: torch.Tensor | None  # (P,) the style's (or the blend's) norms; None: single style
+    blend: Blend | None
     future: asyncio.Future[FrameResult]
     loop: asyncio.AbstractEventLoop
     size: tuple[int, int]  # (width, height) the model runs at: the frame's, capped
@@ -62,7 +72,7 @@ class _Request:
 
     @property
     def key(self) -> GroupKey:
-        return (self.style, self.stylizer.variant, self.size[1], self.size[0], self.still)
+        return (id(self.stylizer), self.size[1], self.size[0], self.still)
 
     def image(self) -> np.ndarray:
         """The frame as (H, W, 3) uint8 RGB, downscaled if it is larger than the cap."""
@@ -77,7 +87,7 @@ class Batcher:
 
     def __init__(
         self,
-        lookup: Callable[[str], Stylizer],
+        lookup: Callable[[str], StyleRun],
         max_batch: int = 8,
         max_wait_s: float = 0.005,
         metrics: Metrics | None = None,
@@ -139,16 +149,43 @@ class Batcher:
             request.future.cancel()
 
     def submit(
-        self, peer: str, frame: VideoFrame, style: str, strength: float = 1.0
+        self,
+        peer: str,
+        frame: VideoFrame,
+        style: str,
+        strength: float = 1.0,
+        blend: Blend | None = None,
     ) -> asyncio.Future[FrameResult]:
         """Queue a peer's frame (replacing its older pending one); call from the event loop.
 
-        Raises StyleNotFound at once if the style is not loaded.
+        `blend` mixes a second style of the same network in (its norms lerped with the
+        style's); one of another network, or gone, is left out. Raises StyleNotFound at once
+        if the style is not loaded.
         """
         loop = asyncio.get_running_loop()
-        stylizer, size = self.lookup(style), self.fit(frame.width, frame.height)
-        request = _Request(peer, frame, style, stylizer, strength, loop.create_future(), loop, size)
+        run, size = self.lookup(style), self.fit(frame.width, frame.height)
+        norms, blend = self._blended(run, blend)
+        request = _Request(
+            peer, frame, style, run.stylizer, strength, norms, blend, loop.create_future(),
+            loop, size,
+        )  # fmt: skip
         return self._queue(request)
+
+    def _blended(
+        self, run: StyleRun, blend: Blend | None
+    ) -> tuple[torch.Tensor | None, Blend | None]:
+        """A frame's norms with the blend applied, and the blend if it could be."""
+        if blend is None or blend[1] <= 0.0:
+            return run.norms, None
+        try:
+            other = self.lookup(blend[0])
+        except StyleNotFound:
+            return run.norms, None
+        if other.network != run.network:
+            return run.norms, None
+        if run.norms is None or other.norms is None:  # one single-style network: itself
+            return run.norms, blend
+        return torch.lerp(run.norms, other.norms, blend[1]), blend
 
     def paint_still(
         self, frame: VideoFrame, style: str, strength: float = 1.0
@@ -161,12 +198,15 @@ class Batcher:
         """
         self.check_still_room()
         loop = asyncio.get_running_loop()
+        run = self.lookup(style)
         request = _Request(
             f"still-{next(self._stills)}",
             frame,
             style,
-            self.lookup(style),
+            run.stylizer,
             strength,
+            run.norms,
+            None,
             loop.create_future(),
             loop,
             (frame.width, frame.height),
@@ -246,9 +286,11 @@ class Batcher:
         """One model call for the batch; results or the error go back to each future."""
         start = time.perf_counter()
         try:
-            images = [r.image() for r in batch]  # (H, W, 3) uint8
+            images = np.stack([r.image() for r in batch])  # (B, H, W, 3) uint8
+            norms = _stacked([r.norms for r in batch])
             strengths = [r.strength for r in batch]
-            styled = run_model(batch[0].stylizer, images, strengths, eager=batch[0].still)
+            stylizer = batch[0].stylizer
+            styled = stylizer(images, strength=strengths, norms=norms, eager=batch[0].still)
             frames = [VideoFrame.from_ndarray(image, format="rgb24") for image in styled]
         except Exception as exc:  # noqa: BLE001 - the thread must survive any bad batch
             log.exception("model call for %d frame(s) of %s failed", len(batch), batch[0].style)
@@ -265,6 +307,7 @@ class Batcher:
                 batch_size=len(batch),
                 queue_s=start - request.submitted,
                 inference_s=elapsed,
+                blend=request.blend,
             )
             _settle(request, result, None)
 
@@ -276,22 +319,17 @@ class Batcher:
         if self.metrics is None:
             return
         self.metrics.batch_size.observe(len(batch))
+        self.metrics.batch_styles.observe(len({r.style for r in batch}))
         self.metrics.inference.observe(elapsed)
         for request in batch:
             self.metrics.queue_wait.observe(start - request.submitted)
 
 
-def run_model(
-    stylizer: Stylizer, images: list[np.ndarray], strengths: list[float], eager: bool = False
-) -> np.ndarray:
-    """Stylize same-size frames in one call; per-frame strengths blend with the input."""
-    batch = np.stack(images)  # (B, H, W, 3) uint8
-    if len(set(strengths)) == 1:
-        return stylizer(batch, strength=strengths[0], eager=eager)
-    styled = stylizer(batch, strength=1.0, eager=eager)
-    weights = np.asarray(strengths, np.float32)[:, None, None, None]  # (B, 1, 1, 1)
-    mixed = batch.astype(np.float32) * (1.0 - weights) + styled.astype(np.float32) * weights
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+def _stacked(norms: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """(B, P) norms of a batch of one multi-style network; None for a single-style one."""
+    if norms[0] is None:
+        return None
+    return torch.stack(norms)  # type: ignore[arg-type]
 
 
 def _settle(request: _Request, result: FrameResult | None, exc: BaseException | None) -> None:

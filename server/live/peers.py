@@ -16,7 +16,7 @@ from aiortc import RTCPeerConnection
 from ..errors import AtCapacity, ServerError, TooManyRequests
 from ..metrics import Metrics
 from ..services import StyleCatalog
-from .batcher import Batcher, FrameResult
+from .batcher import Batcher, Blend, FrameResult
 from .budget import BudgetPlanner
 from .session import Session
 
@@ -69,8 +69,10 @@ class Peer(Session):
         super().__init__(pc)
         self.style = style
         self.strength = 1.0
+        self.blend: Blend | None = None  # a second style mixed in (amount > 0)
         self.registry = registry
         self.pending_ack: str | None = None
+        self.pending_blend: Blend | None = None  # acked once frames with it go out
         self.last_video = time.monotonic()  # the newest camera frame (the clock starts at connect)
         self.stats = PeerStats(since=time.perf_counter())
         self.dropped_total = 0
@@ -82,6 +84,12 @@ class Peer(Session):
         """Switch style from the next frame on; acked once a frame in it goes out."""
         self.style = name
         self.pending_ack = name
+
+    def request_blend(self, name: str, amount: float) -> None:
+        """Mix style `name` in at `amount` (0 turns it off) from the next frame on; acked once
+        a frame with it goes out."""
+        self.blend = (name, amount) if amount > 0 else None
+        self.pending_blend = (name, amount)
 
     def frame_in(self, width: int, height: int) -> None:
         """Count a decoded camera frame."""
@@ -105,6 +113,15 @@ class Peer(Session):
         if self.pending_ack == result.style:
             self.pending_ack = None
             self.send({"event": "style", "style": result.style})
+        self._ack_blend(result)
+
+    def _ack_blend(self, result: FrameResult) -> None:
+        """Ack a blend (or its end) with the first frame painted that way."""
+        wanted = self.pending_blend
+        if wanted is None or result.blend != (wanted if wanted[1] > 0 else None):
+            return
+        self.pending_blend = None
+        self.send({"event": "blend", "style": wanted[0], "amount": wanted[1]})
 
     def style_missing(self) -> bool:
         """The peer's style vanished: fall back to the default; False if no style is left."""
@@ -120,6 +137,8 @@ class Peer(Session):
         now = time.perf_counter()
         message = self.stats.message(now)
         message.update(style=self.style, strength=self.strength, dropped_total=self.dropped_total)
+        if self.blend is not None:
+            message.update(blend={"style": self.blend[0], "amount": self.blend[1]})
         self.stats = PeerStats(since=now)
         return message
 
@@ -210,6 +229,9 @@ class PeerSet:
             if peer.style not in available:
                 log.info("%s: style %s is gone, moving to %s", peer.id, peer.style, default)
                 peer.request_style(default)
+            if peer.blend is not None and peer.blend[0] not in available:
+                peer.send({"event": "error", "error": f"style {peer.blend[0]!r} is gone"})
+                peer.request_blend(peer.blend[0], 0.0)
 
     def _replan(self) -> None:
         """A viewer joined or left: re-plan the send budget and tell every page if it moved."""

@@ -81,12 +81,11 @@ class StylizedTrack(MediaStreamTrack):
         return out
 
     def _submit(self, frame: VideoFrame, arrived: float) -> _Job:
-        """Hand a frame to the batcher in the peer's current style and strength."""
+        """Hand a frame to the batcher in the peer's current style, strength and blend."""
         while True:
             try:
-                future = self.batcher.submit(
-                    self.peer.id, frame, self.peer.style, self.peer.strength
-                )
+                peer = self.peer
+                future = self.batcher.submit(peer.id, frame, peer.style, peer.strength, peer.blend)
                 return _Job(frame, arrived, future)
             except StyleNotFound:
                 if not self.peer.style_missing():

@@ -31,6 +31,7 @@ def style_entry(style: LoadedStyle) -> dict[str, Any]:
         "thumbnail": f"/api/styles/{style.name}/thumbnail?v={version}",
         "version": version,
         "shipped": is_shipped(style.info.meta),
+        "network": style.model.network,  # styles of one network share model calls and blend
     }
 
 

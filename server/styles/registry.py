@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from stylefusion.backbone import bundled_backbone_file, norms_file
 from stylefusion.compiled import CompileWorker
 from stylefusion.devices import cpu_precision, default_variant
 from stylefusion.errors import StyleFusionError, StyleNotFound
@@ -21,37 +22,35 @@ from stylefusion.style_folder import (
     NAME_PATTERN,
     STYLE_IMAGE,
     StyleInfo,
-    load_transformer,
     pick_variant,
     read_style,
     weights_file,
 )
 from stylefusion.stylizer import Stylizer
 from stylefusion.transformer_net import VARIANTS
-from stylefusion.tuning import Tuning
 
 from .files import hidden_names
+from .models import ModelPool, StyleModel
 
 log = logging.getLogger(__name__)
 
 Signature = tuple[tuple[str, int, int], ...]  # (file, mtime_ns, size) of the files that matter
-# how a CPU runs each precision: AOTInductor packages with frozen weights, built in a child
-# process (bench/cpu_model.py; an in-process torch.compile broke the eager model serving beside it)
-CPU_TUNINGS = {
-    "fp32": Tuning(mode="package"),
-    "bf16": Tuning("bfloat16", "package"),
-    "int8": Tuning(mode="int8"),
-}
-WATCHED_FILES = (META_FILE, STYLE_IMAGE, *(weights_file(v) for v in VARIANTS))
+VARIANT_FILES = (weights_file, norms_file, bundled_backbone_file)  # either form of a variant
+WATCHED_FILES = (META_FILE, STYLE_IMAGE, *(f(v) for v in VARIANTS for f in VARIANT_FILES))
 
 
 @dataclass(frozen=True)
 class LoadedStyle:
-    """A style folder plus the Stylizer that runs it on the server's device."""
+    """A style folder plus the model that runs it on the server's device."""
 
     info: StyleInfo
-    stylizer: Stylizer
+    model: StyleModel
     signature: Signature
+
+    @property
+    def stylizer(self) -> Stylizer:
+        """The Stylizer that runs the style (shared by the styles of one backbone)."""
+        return self.model.stylizer
 
     @property
     def name(self) -> str:
@@ -94,6 +93,7 @@ class StyleRegistry:
         self.precision = cpu_precision(precision, compile) if device.type == "cpu" else "fp32"
         # one compile thread for all styles: a shape compiled for one is reused by the others
         self.compiler = CompileWorker("style-compile") if compile else None
+        self.models = ModelPool(device, self.precision, self.compiler)
 
     @property
     def compiling(self) -> bool:
@@ -104,13 +104,14 @@ class StyleRegistry:
         """How the styles run: precision, whether they compile, the builds still pending, and
         per style each frame size's server ("eager" while its compiled version builds)."""
         loaded = self.loaded()
+        stylizers = {id(style.stylizer): style.stylizer for style in loaded}  # shared: once
         precision = self.precision  # a GPU runs its measured half dtype (stylefusion.tuning)
         if self.device.type != "cpu" and loaded:
             precision = str(loaded[0].stylizer.dtype).removeprefix("torch.")
         return {
             "precision": precision,
             "compiled": self.compiling,
-            "builds_pending": sum(style.stylizer.builds_pending() for style in loaded),
+            "builds_pending": sum(s.builds_pending() for s in stylizers.values()),
             "sizes": {style.name: style.stylizer.serving() for style in loaded},
         }
 
@@ -122,7 +123,8 @@ class StyleRegistry:
     def close(self) -> None:
         """Stop the styles' builds under way and the background compile thread."""
         for style in self._styles.values():
-            style.stylizer.close()
+            self.models.release(style.model)
+        self.models.close()
         if self.compiler is not None:
             self.compiler.close()
 
@@ -153,6 +155,10 @@ class StyleRegistry:
         """The Stylizer of a style (safe to call from the inference thread)."""
         return self.get(name).stylizer
 
+    def model(self, name: str) -> StyleModel:
+        """What runs a style: Stylizer, norms, network (safe from the inference thread)."""
+        return self.get(name).model
+
     def on_change(self, callback: Callable[[list[StyleInfo]], None]) -> None:
         """Call callback(styles) on the event loop whenever the style list changes."""
         self._listeners.append(callback)
@@ -164,7 +170,7 @@ class StyleRegistry:
             removed = [name for name in self._styles if name not in found]
             for name in removed:
                 log.info("style %s removed", name)
-                self._styles.pop(name).stylizer.close()  # its builds under way stop
+                self.models.release(self._styles.pop(name).model)  # its builds stop
             if removed:
                 self._notify()  # at once: listeners move the removed styles' viewers on
             loaded = []
@@ -175,9 +181,11 @@ class StyleRegistry:
                 if style is not None:
                     old = self._styles.get(name)
                     if old is not None and old.stylizer is not style.stylizer:
-                        old.stylizer.close()  # retrained weights: the old builds stop
+                        self.models.release(old.model)  # retrained weights: old builds stop
                     self._styles[name] = style
                     loaded.append(name)
+            if loaded or removed:
+                self.models.refresh(style.model for style in self._styles.values())
             if loaded:
                 self._notify()
             return loaded
@@ -224,21 +232,7 @@ class StyleRegistry:
     def _load_blocking(self, folder: Path, signature: Signature) -> LoadedStyle:
         info = _named(read_style(folder), folder)
         variant = pick_variant(info, None, self.preferred_variant)
-        model = load_transformer(folder, variant)
-        # each new batch size or camera size compiles in the background while eager serves it
-        stylizer = Stylizer(
-            model,
-            self.device,
-            compile="background" if self.compiler is not None else "off",
-            compiler=self.compiler,
-            half=True if self.precision == "bf16" else None,
-            tuning=CPU_TUNINGS[self.precision] if self.device.type == "cpu" else None,
-            name=info.name,
-            variant=variant,
-        )
-        with torch.inference_mode():  # fail here on bad weights; live shapes compile at start-up
-            stylizer.eager(torch.zeros(1, 3, 64, 64, device=self.device, dtype=stylizer.dtype))
-        return LoadedStyle(info=info, stylizer=stylizer, signature=signature)
+        return LoadedStyle(info=info, model=self.models.load(info, variant), signature=signature)
 
     def _notify(self) -> None:
         styles = self.styles()

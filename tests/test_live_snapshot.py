@@ -46,12 +46,12 @@ class ModelSpy:
         self.gate.set()
         original = Stylizer.__call__
 
-        def spy(stylizer, frames, strength=1.0, *, eager=False):
+        def spy(stylizer, frames, strength=1.0, *, norms=None, eager=False):
             self.calls.append((threading.current_thread().name, eager, tuple(frames.shape)))
             if eager:
                 self.entered.set()
                 self.gate.wait(30)
-            return original(stylizer, frames, strength, eager=eager)
+            return original(stylizer, frames, strength, norms=norms, eager=eager)
 
         monkeypatch.setattr(Stylizer, "__call__", spy)
 

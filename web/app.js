@@ -1,4 +1,5 @@
 // StyleFusion live page: camera -> WebRTC -> server (stylized) -> back, with a "control" data channel.
+import { blendApplied, blendCurrent, blendStyles, resend as resendBlend, setupBlend } from "./blend.js";
 import { cameraConstraint, refreshCameras, setupCapture } from "./capture.js";
 
 const $ = (id) => document.getElementById(id);
@@ -23,6 +24,7 @@ const state = {
   activeStyle: null,
   pendingStyle: null,
   strengthTimer: null,
+  mix: "", // the blend the server acked ("50% Oil"), shown beside the style
   budget: null, // the server's {max_width, max_height, max_fps}, applied to the sender
   wanted: false, // the user pressed Start and not Stop: keep (re)connecting
   attempt: 0,
@@ -70,6 +72,7 @@ function renderStyles(styles, defaultName) {
   ui.style.replaceChildren(...styles.map((s) => new Option(displayName(s.name), s.name)));
   const names = styles.map((s) => s.name);
   ui.style.value = names.includes(current) ? current : (defaultName || names[0] || "");
+  blendStyles(styles, ui.style.value);
 
   ui.grid.replaceChildren(...styles.map((s) => {
     const tile = document.createElement("button");
@@ -103,6 +106,7 @@ function markTiles() {
 
 function chooseStyle(name) {
   ui.style.value = name;
+  blendCurrent(name);
   markTiles();
   if (state.channel && state.channel.readyState === "open") {
     state.pendingStyle = name;
@@ -116,7 +120,7 @@ function styleApplied(name) {
   state.activeStyle = name;
   if (state.pendingStyle === name) state.pendingStyle = null;
   ui.switching.hidden = state.pendingStyle === null ? true : ui.switching.hidden;
-  ui.remoteStyle.textContent = displayName(name);
+  showPainting();
   document.body.dataset.activeStyle = name;
   markTiles();
 }
@@ -130,6 +134,7 @@ function onControlMessage(event) {
     case "style": styleApplied(message.style); toast(`Now painting in ${displayName(message.style)}`); break;
     case "styles": renderStyles(message.styles, message.default); break;
     case "budget": applyBudget(message); break;
+    case "blend": blendApplied(message); break;
     case "error":
       state.pendingStyle = null;
       ui.switching.hidden = true;
@@ -147,7 +152,9 @@ function showStats(s) {
   ui.batch.textContent = s.batch ? s.batch.toFixed(1) : "–";
   ui.dropped.textContent = String(s.dropped_total ?? s.dropped);
   ui.stats.textContent =
-    `${displayName(s.style)} · ${s.fps_out.toFixed(1)} fps · ${s.latency_ms.toFixed(1)} ms in server ` +
+    `${displayName(s.style)}` +
+    (s.blend ? ` + ${Math.round(s.blend.amount * 100)}% ${displayName(s.blend.style)}` : "") +
+    ` · ${s.fps_out.toFixed(1)} fps · ${s.latency_ms.toFixed(1)} ms in server ` +
     `(queue ${s.queue_ms.toFixed(1)} · model ${s.inference_ms.toFixed(1)}) · ` +
     `strength ${Math.round(s.strength * 100)}% · ${s.dropped} dropped this second` +
     (s.size_in ? ` · camera arrives at ${s.size_in.replace("x", "×")}` : "");
@@ -295,6 +302,7 @@ async function connect() {
 function onChannelOpen() {
   state.attempt = 0;
   sendStrength();
+  resendBlend();
   // the offer named the chosen style, so a switch pending when the session dropped is done
   state.pendingStyle = null;
   ui.switching.hidden = true;
@@ -348,6 +356,7 @@ function closeConnection() {
   ui.remote.srcObject = null;
   setLive(ui.remote, false);
   state.activeStyle = null;
+  state.mix = "";
 }
 
 async function stop() {
@@ -372,6 +381,18 @@ async function stop() {
   markTiles();
 }
 
+// What the stylized video shows: the style, and the mix if a second style is blended in.
+function showPainting() {
+  const mix = state.mix ? ` + ${state.mix}` : "";
+  ui.remoteStyle.textContent = state.activeStyle ? `${displayName(state.activeStyle)}${mix}` : "";
+}
+
+function sendControl(message) {
+  if (!state.channel || state.channel.readyState !== "open") return false;
+  state.channel.send(JSON.stringify(message));
+  return true;
+}
+
 // ---------- strength ----------
 function sendStrength() {
   const value = Number(ui.strength.value);
@@ -393,6 +414,7 @@ async function boot() {
   ui.style.addEventListener("change", () => chooseStyle(ui.style.value));
   ui.resolution.addEventListener("change", changeResolution);
   ui.strength.addEventListener("input", onStrengthInput);
+  setupBlend({ send: sendControl, onApplied: (mix) => { state.mix = mix; showPainting(); } });
   ui.remote.addEventListener("playing", () => setLive(ui.remote, true));
   setupCapture({
     remote: ui.remote,

@@ -41,6 +41,7 @@ TRAIN = ["train", "--style-image", "{photo}", "--content", "{tmp}", "--name", "x
         ([*STYLIZE, "--size", "0"], "--size"),
         ([*STYLIZE, "--size", "big"], "--size"),
         (["video", "{photo}", "o.mp4", "--style", "alpha", "--max-side", "8"], "--max-side"),
+        (["video", "{photo}", "o.mp4", "--style", "alpha", "--flow-blend", "1"], "flow blend"),
         (["video", "{missing}", "{tmp}/out.mp4", "--style", "alpha"], "no such file"),
         (["video", "{photo}", "{tmp}/out.mp4", "--style", "alpha"], "not a video"),
         (["video", "in.mp4"], "required"),

@@ -23,6 +23,11 @@ def add(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="default 4")
     p.add_argument("--crf", type=int, default=20, metavar="Q", help="x264 quality 0..51 (20)")
+    p.add_argument(
+        "--flow-blend", type=float, default=0.0, metavar="A",
+        help="carry A (0..1, 1 excluded) of the previous stylized frame along the optical flow "
+        "where it is reliable: steadier still regions, slight lag (default 0: off; try 0.7)",
+    )  # fmt: skip
     inference_options(p, style=True)
     p.set_defaults(handler=run)
 
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         batch_size=args.batch_size,
         strength=args.strength,
         crf=args.crf,
+        flow_blend=args.flow_blend,
     )
     with progress_bar(args.quiet, "video", "frame") as bar, interruptible() as cancel:
         result = stylize_video(args.input, args.output, config, progress=bar, cancel=cancel)

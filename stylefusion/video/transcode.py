@@ -28,6 +28,7 @@ from ..media_probe import (
 from ..progress import CancelFlag, Progress, ProgressCallback, check_cancel
 from ..stylizer import Stylizer
 from .audio import AudioPath
+from .flow_blend import FlowBlender
 from .limits import ClipLimits, ClipProgress
 from .timestamps import Timestamps, ticks, when
 
@@ -48,6 +49,9 @@ class VideoConfig:
     max_pixels: int | None = None
     crf: int = 20
     preset: str = "veryfast"
+    # share of the previous output, carried along the source's optical flow, mixed into each
+    # frame where the flow is reliable (stylefusion/video/flow_blend.py); 0 = off
+    flow_blend: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -58,6 +62,8 @@ class VideoConfig:
             raise InvalidInput(f"max side must be at least 16 pixels, got {self.max_side}")
         if not 0 <= self.crf <= 51:
             raise InvalidInput(f"crf must be within 0..51, got {self.crf}")
+        if not 0.0 <= self.flow_blend < 1.0:
+            raise InvalidInput(f"flow blend must be within 0..1, 1 excluded: {self.flow_blend}")
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,7 @@ class _Transcoder:
         self.batch: list[np.ndarray] = []  # (H, W, 3) uint8 RGB each
         self.batch_pts: list[int] = []
         self.latest: np.ndarray | None = None  # the newest stylized frame, for previews
+        self.blender = FlowBlender(config.flow_blend) if config.flow_blend > 0 else None
         self.frames = self.skipped = 0
 
     def _add_video_stream(self) -> VideoStream:
@@ -225,6 +232,9 @@ class _Transcoder:
         if not self.batch:
             return
         styled = self.stylizer(np.stack(self.batch), strength=self.config.strength)
+        if self.blender is not None:
+            pairs = zip(self.batch, styled, strict=True)
+            styled = np.stack([self.blender(rgb, out) for rgb, out in pairs])
         time_base = self.vout.codec_context.time_base
         for rgb, pts in zip(styled, self.batch_pts, strict=True):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")

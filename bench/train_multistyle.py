@@ -4,14 +4,16 @@
         --content ../shared/data/content --shipped models --work /work/ckpt [--threads 1]
 
 Two phases, each resumable from its checkpoint under --work (run the same command again):
-  1. (--distill-steps N > 0 only) distill: the shared network learns to reproduce each
-     shipped single-style network (pixel MSE, no loss network), starting from
-     --init-backbone's convolutions and each style's own norms. Written to WORK/distilled/.
-     Measured: only ~2x cheaper per step than phase 2 on a 2-core CPU, and after 530 steps
-     the outputs were blurred blobs (Candy's yardstick 4.3M vs its network's 777k): off.
-  2. perceptual: the VGG loss against each painting (+ the temporal term), starting from
-     the distilled styles, or (default) from --init-backbone's convolutions and each shipped
-     style's own norms; style folders written to WORK/models/ at the end, snapshots on the way.
+  1. norms (--norms-steps, default 900): the shared convolutions are --init-backbone's
+     (Candy's) and frozen; each style's norms start from its own shipped network and are
+     fitted at 10x the learning rate. Fitting Udnie's norms alone to Candy's convolutions for
+     150 steps scored 258k on the yardstick, against 432k for Udnie's own shipped network.
+     Written to WORK/norms/.
+  2. joint: convolutions and norms together (norms at --norms-lr-scale x the rate) with the
+     temporal term, from phase 1's styles; style folders written to WORK/models/ at the end,
+     snapshots to WORK/snapshot/ on the way.
+(Pixel-MSE distillation of the six shipped networks into one was tried first: after 530
+steps every style was a blurred blob, Candy's yardstick 4.3M against its network's 777k.)
 The yardstick's held-out photos are left out of the content (a linked copy in WORK/content).
 Pause with SIGSTOP / SIGCONT; a killed run resumes from its last checkpoint.
 """
@@ -60,11 +62,16 @@ WHY = (
     ("channels_last", "on: 18% faster steps of the fp32 loss network (2.34 vs 2.84 s/step)"),
     (
         "init",
-        "shared convolutions from the shipped Candy lite network, each style's norms from "
-        "its own shipped network: a trained start (Candy exact; the others start from their own "
-        "palettes); pixel-MSE distillation of all six was tried first and blurred them",
+        "shared convolutions from the shipped Candy lite network, each style's norms from its "
+        "own shipped network; phase 1 then fits the norms alone to Candy's frozen convolutions "
+        "(Udnie's norms alone, 150 steps: yardstick 258k vs its own network's 432k); pixel-MSE "
+        "distillation of all six was tried first and blurred them",
     ),
-    ("lr", "5e-4 decaying to 5e-5: half the from-scratch rate, the start being trained"),
+    (
+        "lr",
+        "convolutions 5e-4 decaying to 5e-5 (half the from-scratch rate: the start is "
+        "trained); norms 10x that (norms_lr_scale), the rate that fitted Udnie in 150 steps",
+    ),
     (
         "motion.weight",
         "5e6: the temporal MSE (pixels in [0, 1]) was ~0.005 at the start, so "
@@ -98,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/train_multistyle.py " + shlex.join(argv or sys.argv[1:])
     content = content_folder(args.content, work)
     names = [s.strip() for s in args.styles.split(",")]
-    distilled = work / "distilled"
     base = dict(
         content_dir=content,
         variant="lite",
@@ -115,40 +121,31 @@ def main(argv: list[str] | None = None) -> int:
         command=command,
         notes=WHY,
     )
-    start = distilled if args.distill_steps else args.shipped
-    if args.distill_steps and not _complete(distilled, names):
-        styles = tuple(
-            StyleSource(n, args.styles_dir / f"{n}.jpg", init_from=args.shipped / n) for n in names
-        )
+    fitted = work / "norms"
+    if args.norms_steps and not _complete(fitted, names):
         config = MultiStyleConfig(
-            styles=styles,
-            output_dir=distilled,
-            objective="distill",
-            steps=args.distill_steps,
-            lr=args.distill_lr,
-            lr_final=args.distill_lr / 10,
+            styles=_sources(args, names, args.shipped),
+            output_dir=fitted,
+            steps=args.norms_steps,
+            lr=args.norms_lr,
+            lr_final=args.norms_lr / 10,
+            norms_lr_scale=args.norms_lr_scale,
             init_backbone=args.shipped / args.init_backbone,
-            checkpoint_path=work / "distill.pt",
+            freeze_backbone=True,
+            checkpoint_path=work / "norms.pt",
             **base,
         )
-        log.info("phase 1: distilling %s", names)
+        log.info("phase 1: fitting the norms of %s to frozen convolutions", names)
         train_styles(config, progress=_logger(args.log_every))
-    styles = tuple(
-        StyleSource(
-            n,
-            args.styles_dir / f"{n}.jpg",
-            display_name=read_style(args.shipped / n).display_name,
-            init_from=start / n,
-        )
-        for n in names
-    )
+    start = fitted if args.norms_steps else args.shipped
     motion = MotionConfig(weight=args.temporal_weight, noise_std=args.noise_std)
     config = MultiStyleConfig(
-        styles=styles,
+        styles=_sources(args, names, start),
         output_dir=work / "models",
         steps=args.steps,
         lr=args.lr,
         lr_final=args.lr / 10,
+        norms_lr_scale=args.norms_lr_scale,
         style_weight=args.style_weight,
         content_weight=args.content_weight,
         tv_weight=args.tv_weight,
@@ -163,6 +160,19 @@ def main(argv: list[str] | None = None) -> int:
     result = train_styles(config, progress=_logger(args.log_every))
     log.info("done: %s on backbone %s", [str(f) for f in result.folders], result.backbone_id)
     return 0
+
+
+def _sources(args: argparse.Namespace, names: list[str], start: Path) -> tuple[StyleSource, ...]:
+    """The styles, each starting from its norms in the `start` models dir."""
+    return tuple(
+        StyleSource(
+            n,
+            args.styles_dir / f"{n}.jpg",
+            display_name=read_style(args.shipped / n).display_name,
+            init_from=start / n,
+        )
+        for n in names
+    )
 
 
 def _complete(folder: Path, names: list[str]) -> bool:
@@ -192,10 +202,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, required=True, help="checkpoints, log, outputs")
     p.add_argument("--styles", default="candy,mosaic,rain-princess,starry-night,sunflower,udnie")
     p.add_argument("--init-backbone", default="candy", help="shipped style whose convs start")
-    p.add_argument(
-        "--distill-steps", type=int, default=0, help="0: phase 2 starts from --shipped itself"
-    )
-    p.add_argument("--distill-lr", type=float, default=1e-3)
+    p.add_argument("--norms-steps", type=int, default=900, help="phase 1; 0: skip it")
+    p.add_argument("--norms-lr", type=float, default=1e-3, help="phase 1 (x the scale)")
+    p.add_argument("--norms-lr-scale", type=float, default=10.0)
     p.add_argument("--steps", type=int, default=30000)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--size", type=int, default=128)

@@ -65,8 +65,7 @@ class _Run:
     device: torch.device
     model: TransformerNet
     optimizer: torch.optim.Optimizer
-    loss: PerceptualLoss | None  # None when distilling
-    teachers: list[TransformerNet]  # per style, when distilling
+    loss: PerceptualLoss
     data: ContentImages
     preview_input: torch.Tensor  # (1, 3, size, size) on device
     state: TrainState
@@ -106,11 +105,7 @@ def _setup(config: MultiStyleConfig) -> _Run:
     if device.type == "cpu" or config.threads is not None:
         configure_cpu_threads(config.threads)
     data = ContentImages(config.content_dir, config.size, config.max_images, config.seed)
-    loss, teachers = None, []
-    if config.objective == "distill":
-        teachers = [_teacher(s.init_from, config.variant, device) for s in config.styles]
-    else:
-        loss = _perceptual_loss(config, device)
+    loss = _perceptual_loss(config, device)
     torch.manual_seed(config.seed)
     model = TransformerNet(config.network)
     init = _initialise(model, config)
@@ -118,7 +113,7 @@ def _setup(config: MultiStyleConfig) -> _Run:
     optimizer = _optimizer(model, config)
     state = _restore(config, model, optimizer)
     preview_input = data.preview_image().to(device)
-    run = _Run(config, device, model, optimizer, loss, teachers, data, preview_input, state, init)
+    run = _Run(config, device, model, optimizer, loss, data, preview_input, state, init)
     run.session = Session.resuming(state)
     return run
 
@@ -134,12 +129,6 @@ def _perceptual_loss(config: MultiStyleConfig, device: torch.device) -> Perceptu
     if use_bf16_loss(config.mixed_precision, device):
         loss.autocast = torch.autocast(device.type, dtype=torch.bfloat16)
     return loss
-
-
-def _teacher(folder: Path | None, variant: str, device: torch.device) -> TransformerNet:
-    """A style's trained network, frozen: what a distilling run matches."""
-    assert folder is not None  # validate_multistyle checked
-    return load_transformer(Path(folder), variant).to(device).eval().requires_grad_(False)
 
 
 def stacked_grams(vgg: VGG19, images: list[Path], size: int) -> dict[str, torch.Tensor]:
@@ -264,13 +253,10 @@ def _losses(
     cfg, model = run.config, run.model
     norms = model.style_norms(index)  # (B, P)
     output = model(batch, norms)
-    if run.loss is None:
-        terms, each = _distill_terms(run, batch, output, index)
-    else:
-        content, style = run.loss.per_sample(output, batch, index)  # (B,) each
-        tv = total_variation(output)
-        terms = weighted_terms(content.mean(), style.mean(), tv, run.loss.weights)
-        each = {"content": content, "style": style}
+    content, style = run.loss.per_sample(output, batch, index)  # (B,) each
+    tv = total_variation(output)
+    terms = weighted_terms(content.mean(), style.mean(), tv, run.loss.weights)
+    each = {"content": content, "style": style}
     if cfg.motion.weight > 0:
         moved = temporal_loss(lambda x: model(x, norms), batch, output, cfg.motion, generator)
         terms["temporal"] = moved
@@ -280,18 +266,6 @@ def _losses(
         for term, per_sample in each.items():
             values[f"{cfg.styles[row].name}/{term}"] = float(per_sample[i].detach())
     return terms, values
-
-
-def _distill_terms(
-    run: _Run, batch: torch.Tensor, output: torch.Tensor, index: torch.Tensor
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Pixel MSE between each sample's output and its style's teacher network's output."""
-    with torch.no_grad():
-        target = torch.cat(
-            [run.teachers[row](batch[i : i + 1]) for i, row in enumerate(index.tolist())]
-        )  # (B, 3, H, W)
-    per_sample = (output - target).square().flatten(1).mean(1)  # (B,)
-    return {"loss": per_sample.mean(), "distill": per_sample.mean()}, {"distill": per_sample}
 
 
 def _progress(run: _Run) -> Progress:
@@ -327,7 +301,7 @@ def write_styles(run: _Run, models_dir: Path) -> MultiStyleResult:
     for row, style in enumerate(cfg.styles):
         losses[style.name] = {
             term: state.ema[f"{style.name}/{term}"]
-            for term in ("content", "style", "distill")
+            for term in ("content", "style")
             if f"{style.name}/{term}" in state.ema
         }
         folder = models_dir / style.name

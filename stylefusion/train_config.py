@@ -11,7 +11,6 @@ from .architecture import VARIANTS, TransformerConfig
 from .errors import InvalidInput, StyleFormatError
 
 DEFAULT_STEPS = 2000
-OBJECTIVES = ("perceptual", "distill")
 
 
 @dataclass(frozen=True)
@@ -153,9 +152,6 @@ class MultiStyleConfig:
     max_images: int = 5000
     command: str | None = None
     notes: tuple[tuple[str, str], ...] = ()  # (setting, why) recorded in every meta.json
-    # "perceptual": the VGG loss against each painting; "distill": match each style's init_from
-    # network pixel for pixel (no loss network: ~10x cheaper steps; a trained multi-style start)
-    objective: str = "perceptual"
     convergence: Convergence | None = None  # checked before any style is written
 
     @property
@@ -189,10 +185,6 @@ def validate_multistyle(config: MultiStyleConfig) -> None:
     _check_budget(config)
     if config.variant not in VARIANTS:
         raise InvalidInput(f"unknown variant {config.variant!r}")
-    if config.objective not in OBJECTIVES:
-        raise InvalidInput(f"objective must be one of {OBJECTIVES}, not {config.objective!r}")
-    if config.objective == "distill" and any(s.init_from is None for s in config.styles):
-        raise InvalidInput("distilling needs a network to match for every style (init_from)")
     if config.freeze_backbone and config.backbone is None and config.init_backbone is None:
         raise InvalidInput("freezing the backbone needs one to start from (backbone=)")
     _check_numbers(config)

@@ -159,23 +159,3 @@ def test_duplicate_names_and_existing_styles_are_refused(config: MultiStyleConfi
     with pytest.raises(InvalidInput, match="overwrite"):
         train_styles(dataclasses.replace(config, steps=1))
     train_styles(dataclasses.replace(config, steps=1, overwrite=True))
-
-
-def test_distilling_brings_each_style_towards_its_own_network(
-    config: MultiStyleConfig, shipped: Path
-) -> None:
-    styles = tuple(dataclasses.replace(s, init_from=shipped / s.name) for s in config.styles)
-    reports: list[Progress] = []
-    distill = dataclasses.replace(config, styles=styles, objective="distill", steps=40)
-    result = train_styles(distill, progress=reports.append)
-    assert reports[-1].metrics["distill"] < 0.5 * reports[0].metrics["distill"]
-    x = torch.rand(1, 3, 32, 32)
-    with torch.no_grad():
-        ink, oil = (load_transformer(shipped / n, "lite")(x) for n in ("ink", "oil"))
-        student = load_transformer(result.folders[0], "lite")(x)
-    assert (student - ink).square().mean() < (student - oil).square().mean()
-
-
-def test_distilling_needs_a_network_per_style(config: MultiStyleConfig) -> None:
-    with pytest.raises(InvalidInput, match="init_from"):
-        train_styles(dataclasses.replace(config, objective="distill"))

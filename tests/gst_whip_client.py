@@ -10,7 +10,8 @@ A flat-coloured 320x240 camera at 15 fps (VP8) and a sine tone (Opus), sendonly,
 Without --trickle the offer is posted once ICE gathering completes (candidates inside); with
 it the offer goes at once and each candidate follows in a PATCH (If-Match: the 201's ETag),
 then `a=end-of-candidates`. Prints one JSON line per event on stdout; after --seconds of
-being connected it DELETEs the session (unless --no-delete) and exits 0; exits 1 on failure.
+being connected, or on SIGTERM, it DELETEs the session (unless --no-delete) and exits 0;
+exits 1 on failure.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import signal
 import sys
 import threading
 import urllib.error
@@ -42,9 +44,13 @@ PIPELINE = (
 )
 
 
+SAYING = threading.Lock()  # GStreamer's threads and the HTTP worker both report
+
+
 def say(event: str, **fields: object) -> None:
     """One JSON line for the test to read."""
-    print(json.dumps({"event": event, **fields}), flush=True)
+    with SAYING:
+        print(json.dumps({"event": event, **fields}), flush=True)
 
 
 class WhipClient:
@@ -61,6 +67,7 @@ class WhipClient:
         self.pending: list[str] = []  # candidates gathered before the 201 came back
         self.http: queue.Queue = queue.Queue()
         self.exit_code = 1
+        self.finishing = False
         threading.Thread(target=self._http_worker, daemon=True).start()
         for transceiver in self._transceivers():
             transceiver.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
@@ -80,6 +87,8 @@ class WhipClient:
         """Stream until done; the exit code."""
         self.pipeline.set_state(Gst.State.PLAYING)
         GLib.timeout_add_seconds(self.args.timeout, self._give_up)
+        # SIGTERM: hang up politely (DELETE), as a streamer pressing Stop does
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, self._finish)
         self.loop.run()
         self.pipeline.set_state(Gst.State.NULL)
         return self.exit_code
@@ -91,11 +100,18 @@ class WhipClient:
 
     # -- signalling ---------------------------------------------------------------------
     def _on_negotiation_needed(self, webrtc: Gst.Element) -> None:
+        if self.offer_text:  # one offer per session: WHIP has no renegotiation
+            return
         promise = Gst.Promise.new_with_change_func(self._on_offer, None)
         webrtc.emit("create-offer", None, promise)
 
     def _on_offer(self, promise: Gst.Promise, _data: object) -> None:
-        offer = promise.get_reply().get_value("offer")
+        reply = promise.get_reply()
+        offer = reply.get_value("offer") if reply is not None else None
+        if offer is None:
+            say("offer-failed", reply=reply.to_string() if reply is not None else None)
+            GLib.idle_add(self.loop.quit)
+            return
         self.webrtc.emit("set-local-description", offer, Gst.Promise.new())
         self.offer_text = offer.sdp.as_text()
         if self.args.trickle:
@@ -123,6 +139,9 @@ class WhipClient:
             self.loop.quit()
 
     def _finish(self) -> bool:
+        if self.finishing:  # the timer and SIGTERM may both come
+            return False
+        self.finishing = True
         if not self.args.no_delete:
             self.http.put(("delete", ""))
         else:

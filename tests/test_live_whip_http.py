@@ -192,9 +192,10 @@ async def test_a_watcher_that_never_connects_is_dropped(aiohttp_client, models_d
         await ghost.pc.setLocalDescription(await ghost.pc.createOffer())
         reply = await post_sdp(client, "/whep/cam", ghost.pc.localDescription.sdp, None)
         assert reply.status == 201
-        streams = client.app[STREAMS]
+        streams, urls = client.app[STREAMS], client.app[RESOURCES]._by_url.values()
         await wait_for(lambda: not list(streams.watchers()), timeout=30)
-        assert (await client.delete(reply.location)).status == 404  # its URL is gone too
+        await wait_for(lambda: all(r.location != reply.location for r in urls))  # once closed
+        assert (await client.delete(reply.location)).status == 404
     finally:
         await ghost.close()
         await publisher.close()

@@ -28,6 +28,7 @@ from ..keys import CONFIG, METRICS, STYLES
 from ..services import StyleCatalog
 from .budget import Budget
 from .control import LABEL, attach_control
+from .dtls import answer_as_dtls_server
 from .ice import page_ice_servers, rtc_configuration
 from .keys import BATCHER, BUDGET, PEERS
 from .message_cap import cap_messages
@@ -70,11 +71,13 @@ async def open_peer(
     sdp: str,
     on_track: TrackHandler,
     video_timeout_s: float | None = None,
+    dtls_server: bool = False,
 ) -> tuple[Peer, RTCSessionDescription]:
     """Admit a peer that sends a camera (a viewer or a publisher) and answer its offer.
 
     Raises TooManyRequests, AtCapacity, or BadRequest for an offer aiortc cannot use; once
     connected, the peer is dropped after video_timeout_s without video (default: the config's).
+    dtls_server: answer as the DTLS server (WHIP clients, see dtls.py).
     """
     peers, config = app[PEERS], app[CONFIG]
     peers.check_client(
@@ -86,7 +89,7 @@ async def open_peer(
     peer.video_timeout_s = video_timeout_s or config.video_timeout_s
     peers.add(peer)  # before any await, so concurrent offers cannot exceed max_peers
     try:
-        answer = await negotiate(app, peer, sdp, on_track)
+        answer = await negotiate(app, peer, sdp, on_track, dtls_server)
     except Exception as exc:  # noqa: BLE001 - whatever aiortc rejects is the offer's fault
         await peers.remove(peer)
         if isinstance(exc, BadRequest):
@@ -101,7 +104,7 @@ async def open_peer(
 
 
 async def negotiate(
-    app: web.Application, peer: Peer, sdp: str, on_track: TrackHandler
+    app: web.Application, peer: Peer, sdp: str, on_track: TrackHandler, dtls_server: bool = False
 ) -> RTCSessionDescription:
     """Apply the offer, wire the tracks and control channel, return the answer."""
     pc = peer.pc
@@ -114,6 +117,8 @@ async def negotiate(
     if app[CONFIG].marker_bit:
         install_marker_jitter_buffers(pc)
     install_latest_frame_queues(pc, app[METRICS].decoder_dropped.inc)
+    if dtls_server:
+        answer_as_dtls_server(pc)
     await pc.setLocalDescription(await pc.createAnswer())
     return pc.localDescription
 

@@ -15,6 +15,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSctpTransport, RTCSes
 from ..clients import client_address
 from ..errors import BadRequest, NotFound
 from ..keys import CONFIG, WATCH_GUARD
+from .dtls import answer_as_dtls_server
 from .ice import rtc_configuration
 from .keys import RESOURCES, STREAMS
 from .message_cap import cap_messages
@@ -75,6 +76,7 @@ async def answer_watcher(app: web.Application, watcher: Watcher, sdp: str) -> RT
             pc.addTrack(outlet)
         else:
             outlet.stop()  # the stream has sound, the watcher takes none
+    answer_as_dtls_server(pc)
     await pc.setLocalDescription(await pc.createAnswer())
     return pc.localDescription
 

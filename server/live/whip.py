@@ -41,8 +41,9 @@ async def publish(request: web.Request) -> web.Response:
     try:
         # a publisher that vanishes without a DTLS goodbye is otherwise noticed only when ICE
         # consent fails, about 30 s later: its watchers would stare at a frozen frame
+        tracks = publisher_tracks(app, stream)
         peer, answer = await open_peer(
-            app, remote, style, sdp, publisher_tracks(app, stream), config.publisher_timeout_s
+            app, remote, style, sdp, tracks, config.publisher_timeout_s, dtls_server=True
         )
     except BaseException:
         await streams.end(stream)

@@ -18,6 +18,7 @@ import resource
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -163,10 +164,13 @@ class GlassViewer:
         except MediaStreamError:
             pass
 
-    async def connect(self, url: str) -> None:
-        """POST the offer; complete frames on the marker bit, as a browser does."""
+    async def connect(self, url: str, style: str | None = None) -> None:
+        """POST the offer (in `style`, else the default); complete frames on the marker bit,
+        as a browser does."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         body = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
+        if style is not None:
+            body["style"] = style
         async with ClientSession() as session, session.post(url + "/offer", json=body) as r:
             answer = await r.json()
         if r.status != 200:
@@ -244,6 +248,12 @@ def histogram_samples(app: Any, name: str) -> tuple[float, float]:
     )
 
 
+def histogram_delta_mean(app: Any, name: str, before: tuple[float, float]) -> float:
+    """The mean of a histogram's observations since `before` (its (sum, count) then)."""
+    total, count = histogram_samples(app, name)
+    return round((total - before[0]) / max(1.0, count - before[1]), 2)
+
+
 def stage_report(app: Any, before: dict[str, tuple[float, float]]) -> dict[str, Any]:
     """Per-stage ms: jitter buffer, decode, encode (p50/p95), wait and model (means)."""
     report: dict[str, Any] = {k: percentiles([1000 * v for v in vs]) for k, vs in STAGES.items()}
@@ -270,22 +280,27 @@ async def run_glass(
     seconds: float,
     warmup_s: float = 4.0,
     join_at: float | None = None,
+    styles: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Stream `peers` flashing viewers for `seconds` (one joins at join_at if given)."""
+    """Stream `peers` flashing viewers for `seconds` (one joins at join_at if given); viewer i
+    watches styles[i % len(styles)] (default: the server's default style)."""
     for values in STAGES.values():
         values.clear()
     width, height = size
     viewers = [GlassViewer(width, height, fps, seed) for seed in range(peers)]
     late = viewers[1:] if join_at is not None else []
+    chosen = {id(v): styles[i % len(styles)] if styles else None for i, v in enumerate(viewers)}
     for viewer in viewers:
         if viewer not in late:
-            await viewer.connect(url)
+            await viewer.connect(url, chosen[id(viewer)])
     await asyncio.sleep(warmup_s)
     for values in STAGES.values():
         values.clear()
     before = {
         "model": histogram_samples(app, "stylefusion_inference_seconds"),
         "in_server": histogram_samples(app, "stylefusion_server_latency_seconds"),
+        "batch": histogram_samples(app, "stylefusion_batch_size"),
+        "styles": histogram_samples(app, "stylefusion_batch_styles"),
     }
     batches_before = dict(app[BATCHER].batch_sizes)
     dropped_before = _decoder_dropped(app)
@@ -295,7 +310,7 @@ async def run_glass(
         await asyncio.sleep(join_at or 0.0)
         joined = time.perf_counter()
         for viewer in late:
-            await viewer.connect(url)
+            await viewer.connect(url, chosen[id(viewer)])
         await asyncio.sleep(seconds - (joined - start))
     else:
         await asyncio.sleep(seconds)
@@ -309,6 +324,7 @@ async def run_glass(
         "size": f"{width}x{height}",
         "fps_offered": fps,
         "seconds": seconds,
+        "styles": [chosen[id(v)] for v in viewers],
         "per_peer": [summarize_viewer(v, start, end) for v in viewers],
         "stages_ms": stages,
         "batch_sizes": {
@@ -316,6 +332,11 @@ async def run_glass(
             for size, count in sorted(app[BATCHER].batch_sizes.items())
             if count > batches_before.get(size, 0)
         },
+        # /metrics means over the run: frames and styles per model call
+        "batch_mean": histogram_delta_mean(app, "stylefusion_batch_size", before["batch"]),
+        "styles_per_call_mean": histogram_delta_mean(
+            app, "stylefusion_batch_styles", before["styles"]
+        ),
         # encoded frames the bounded decoder queue dropped (decoder behind: no backlog)
         "decoder_dropped": _decoder_dropped(app) - dropped_before,
         "rss_mb": {"start": round(rss[0], 1), "end": round(rss[-1], 1), "max": round(max(rss), 1)},

@@ -8,6 +8,11 @@ queue, model: where the marker-bit change shows), full round trip, and batch siz
     python bench/live.py --mode glass --peers 1 2 4 --seconds 30 --output bench/results.json
     python bench/live.py --mode long --size 640x480 --fps 30 --seconds 90 --output ...
     python bench/live.py --mode join --seconds 30 --output bench/results.json
+    python bench/live.py --mode glass --peers 2 --styles 2 --output bench/results.json
+
+`--styles N` (N >= 2) serves N styles of one multi-style network and puts viewer i in style
+i % N (they share model calls: `batch_mean`, `styles_per_call_mean`); with `--separate` they
+are N single-style folders instead (each its own network: no shared calls), for comparison.
 """
 
 from __future__ import annotations
@@ -38,10 +43,11 @@ from server.keys import METRICS
 from server.live import track as track_module
 from server.live.keys import BATCHER
 from server.styles.keys import REGISTRY
+from stylefusion.backbone import write_backbone
 from stylefusion.bench import describe_machine
 from stylefusion.devices import CPU_PRECISIONS
-from stylefusion.style_folder import save_transformer
-from stylefusion.transformer_net import build_transformer
+from stylefusion.style_folder import save_shared_style, save_transformer
+from stylefusion.transformer_net import VARIANTS, TransformerNet, build_transformer
 
 SERVER_OUT: dict[int, float] = {}  # pts -> when the server handed the stylized frame on
 SERVER_OUT_ORDER: list[int] = []
@@ -77,8 +83,10 @@ def instrument_server_track() -> None:
     track_module.StylizedTrack.recv = recv  # type: ignore[method-assign]
 
 
-async def run_peer(url: str, width: int, height: int, seed: int, seconds: float) -> dict[str, Any]:
-    """One viewer: stream for `seconds`, return its timings."""
+async def run_peer(
+    url: str, width: int, height: int, seed: int, seconds: float, style: str | None = None
+) -> dict[str, Any]:
+    """One viewer (in `style`, else the default): stream for `seconds`, return its timings."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     camera = Camera(width, height, seed)
     pc.addTrack(camera)
@@ -97,6 +105,8 @@ async def run_peer(url: str, width: int, height: int, seed: int, seconds: float)
     await pc.setLocalDescription(await pc.createOffer())
     async with ClientSession() as session:
         body = {"sdp": pc.localDescription.sdp, "type": "offer"}
+        if style is not None:
+            body["style"] = style
         async with session.post(url + "/offer", json=body) as response:
             answer = await response.json()
     await pc.setRemoteDescription(RTCSessionDescription(**answer))
@@ -163,8 +173,10 @@ async def run(
     threads: int | None = None,
     compile: bool = True,
     device: str = "cpu",
+    styles: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One measurement: start the app, stream `peers` viewers, collect the numbers."""
+    """One measurement: start the app, stream `peers` viewers (viewer i in style
+    styles[i % len(styles)]), collect the numbers."""
     SERVER_OUT.clear()
     SERVER_OUT_ORDER.clear()
     config = ServerConfig(
@@ -187,8 +199,9 @@ async def run(
             for style in app[REGISTRY].loaded():
                 for batch in range(1, peers + 1):
                     await asyncio.to_thread(style.stylizer.warm_up, height, width, batch)
+        url, names = f"http://127.0.0.1:{port}", styles or [None]  # type: ignore[list-item]
         results = await asyncio.gather(
-            *(run_peer(f"http://127.0.0.1:{port}", width, height, i, seconds) for i in range(peers))
+            *(run_peer(url, width, height, i, seconds, names[i % len(names)]) for i in range(peers))
         )
         sizes = dict(sorted(app[BATCHER].batch_sizes.items()))
         return {
@@ -202,6 +215,9 @@ async def run(
             "queue_wait_ms_mean": histogram_mean(app, "stylefusion_queue_wait_seconds"),
             "inference_ms_mean": histogram_mean(app, "stylefusion_inference_seconds"),
             "batch_sizes": sizes,
+            "styles_per_call_mean": glass.histogram_delta_mean(
+                app, "stylefusion_batch_styles", (0.0, 0.0)
+            ),
         }
     finally:
         await runner.cleanup()
@@ -234,6 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--marker", choices=("on", "off", "both"), default="both")
     parser.add_argument("--variant", default="lite", choices=("lite", "full"))
     parser.add_argument(
+        "--styles", type=int, default=1, help="styles of one multi-style network (viewers spread)"
+    )
+    parser.add_argument(
+        "--separate", action="store_true", help="--styles as single-style folders instead"
+    )
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="the server's --max-wait-ms (glass, long, join; 0: no batching wait)",
+    )
+    parser.add_argument(
         "--threads", type=int, help="inference threads (default: all cores but one)"
     )
     parser.add_argument("--no-compile", action="store_true", help="eager model (no torch.compile)")
@@ -252,16 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
-        # an untrained network of the real architecture: speed does not depend on training;
-        # seeded, so a rerun finds its compiled (and int8-calibrated) graphs in the cache
-        torch.manual_seed(0)
-        save_transformer(
-            models / "bench", args.variant, build_transformer(args.variant), name="bench"
-        )
+        args.style_names = bench_models(models, args.variant, args.styles, args.separate)
         if args.mode == "server":
             report = server_mode(args, models, (width, height))
         else:
             report = asyncio.run(glass_mode(args, models, (width, height)))
+        report["styles"] = {"count": args.styles, "shared_network": not args.separate}
     device = torch.device(args.device)
     report |= {"variant": args.variant, "device": args.device, "machine": describe_machine(device)}
     json.dump(report, sys.stdout, indent=2)
@@ -269,6 +293,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         merge_results(args.output, f"live_{args.mode}", report)
     return 0
+
+
+def bench_models(models: Path, variant: str, styles: int, separate: bool) -> list[str]:
+    """The models dir of a run; returns its style names. Untrained networks of the real
+    architecture (speed does not depend on training), seeded, so a rerun finds its compiled
+    (and int8-calibrated) packages in the cache: one single-style network, or `styles`
+    styles of one multi-style network (or, `separate`, as many single-style ones)."""
+    torch.manual_seed(0)
+    if styles <= 1 or separate:
+        names = ["bench"] if styles <= 1 else [f"bench-{i}" for i in range(styles)]
+        for name in names:
+            save_transformer(models / name, variant, build_transformer(variant), name=name)
+        return names
+    net = TransformerNet(dataclasses.replace(VARIANTS[variant], styles=styles)).eval()
+    with torch.no_grad():  # distinct styles: norms away from the identity
+        net.style_table.add_(torch.randn_like(net.style_table) * 0.1)
+    backbone_id = write_backbone(models, net, {"bench": True})
+    names = [f"bench-{i}" for i in range(styles)]
+    for i, name in enumerate(names):
+        save_shared_style(
+            models / name, variant, net, net.style_norms(i)[0], backbone_id, name=name
+        )
+    return names
+
+
+async def wait_for_builds(app: web.Application, timeout_s: float = 1800.0) -> float:
+    """Wait until no compiled build is pending (the runs measure the steady state, not eager
+    serving after a cold start); returns the seconds waited."""
+    start = time.monotonic()
+    while app[REGISTRY].inference()["builds_pending"] and time.monotonic() - start < timeout_s:
+        await asyncio.sleep(0.5)
+    return round(time.monotonic() - start, 1)
 
 
 def server_mode(args: argparse.Namespace, models: Path, size: tuple[int, int]) -> dict[str, Any]:
@@ -286,6 +342,7 @@ def server_mode(args: argparse.Namespace, models: Path, size: tuple[int, int]) -
                 args.threads,
                 not args.no_compile,
                 args.device,
+                args.style_names,
             )
         )
         for peers in args.peers
@@ -302,10 +359,11 @@ async def glass_mode(
     config = glass.glass_config(
         models, args.data_dir, not args.no_compile, args.threads, args.precision
     )
-    config = dataclasses.replace(config, device=args.device)
-    runner, port = await start_server(config)  # start-up compiles the budgeted shapes
+    config = dataclasses.replace(config, device=args.device, max_wait_ms=args.max_wait_ms)
+    runner, port = await start_server(config)  # start-up queues the budgeted shapes
     url, app, runs = f"http://127.0.0.1:{port}", runner.app, []
     try:
+        builds_s = await wait_for_builds(app)
         counts = (
             [2] if args.mode == "join" else args.peers[:1] if args.mode == "long" else args.peers
         )
@@ -313,12 +371,19 @@ async def glass_mode(
             join_at = args.seconds / 3 if args.mode == "join" else None
             runs.append(
                 await glass.run_glass(
-                    url, app, peers, size, args.fps, args.seconds, join_at=join_at
-                )
+                    url,
+                    app,
+                    peers,
+                    size,
+                    args.fps,
+                    args.seconds,
+                    join_at=join_at,
+                    styles=args.style_names,
+                )  # fmt: skip
             )
     finally:
         await runner.cleanup()
-    return {"mode": args.mode, "runs": runs}
+    return {"mode": args.mode, "builds_waited_s": builds_s, "runs": runs}
 
 
 if __name__ == "__main__":

@@ -35,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=tuple(VARIANTS), help="default: lite on CPU, full on GPU")
     p.add_argument("--max-peers", type=int, default=8, help="live viewers at once (503 beyond)")
     p.add_argument("--max-batch", type=int, default=8, help="frames per model call at most")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="wait for more peers' frames")
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="wait for more peers' frames, from a frame's arrival or the last call's end "
+        "(0: never)",
+    )
     p.add_argument(
         "--ice-server",
         action="append",

@@ -80,3 +80,19 @@ def test_glass_to_glass_bench_times_flashes_and_merges_its_json(tmp_path: Path) 
     (run,) = report["live_glass"]["runs"]
     assert run["per_peer"][0]["fps"] > 0
     assert {"jitter_buffer", "decode", "wait", "model", "encode"} <= run["stages_ms"].keys()
+
+
+def test_glass_bench_puts_two_viewers_in_two_styles_of_one_network(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    script = ROOT / "bench" / "live.py"
+    args = ["--mode", "glass", "--peers", "2", "--styles", "2", "--size", "64x48"]
+    args += ["--seconds", "3", "--no-compile", "--data-dir", str(tmp_path / "var")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, str(script), *args, "--output", str(out)], check=True,
+                   env=env, timeout=240)  # fmt: skip
+    report = json.loads(out.read_text())["live_glass"]
+    (run,) = report["runs"]
+    assert report["styles"] == {"count": 2, "shared_network": True}
+    assert run["styles"] == ["bench-0", "bench-1"]
+    assert all(peer["fps"] > 0 for peer in run["per_peer"])
+    assert run["batch_mean"] >= 1.0 and run["styles_per_call_mean"] >= 1.0

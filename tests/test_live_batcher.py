@@ -196,3 +196,25 @@ async def test_frames_above_the_cap_are_downscaled_before_the_model(make_batcher
     assert [c.shape[1:3] for c in styles["alpha"].calls] == [(12, 16), (12, 16)]
     assert [(r.frame.width, r.frame.height) for r in results] == [(16, 12), (16, 12)]
     assert batcher.costs.per_frame(16, 12) > 0  # every call teaches the cost model
+
+
+async def test_a_frame_that_waited_through_a_call_meets_the_peer_that_call_served(
+    make_batcher, styles
+):
+    # a slow model: b's frame comes while a's call runs and waits longer than max_wait; a
+    # sends its next frame as soon as it gets its result, and the two share the next call
+    model = styles["alpha"]
+    batcher = make_batcher(max_batch=8, max_wait_s=1.0)
+    for peer in ("a", "b"):
+        batcher.add_peer(peer)
+    model.gate.clear()
+    first = batcher.submit("a", frame(1), "alpha")
+    await asyncio.to_thread(model.entered.wait, 10)
+    waiting = batcher.submit("b", frame(2), "alpha")
+    await asyncio.sleep(1.2)  # longer than max_wait: the old rule sent b alone next
+    model.gate.set()
+    await first
+    again = batcher.submit("a", frame(3), "alpha")
+    together = await asyncio.gather(waiting, again)
+    assert [r.batch_size for r in together] == [2, 2]
+    assert values(model.calls[-1]) == [2, 3]

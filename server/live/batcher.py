@@ -112,6 +112,7 @@ class Batcher:
         self.max_stills = max_stills
         self.stills_busy = 0  # on the event loop only
         self._stopping = False
+        self._last_done = 0.0  # perf_counter at the end of the last model call
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
 
     @property
@@ -270,11 +271,18 @@ class Batcher:
             return None
 
     def _wait_time(self, group: list[_Request]) -> float:
-        """Seconds still worth waiting for other peers' frames to join the group (<= 0: go)."""
+        """Seconds still worth waiting for other peers' frames to join the group (<= 0: go).
+
+        Counted from the later of the oldest frame's arrival and the end of the last call:
+        the peers served by that call send their next frame as soon as they get the result,
+        so a frame that waited through it still meets them (else two peers fall into turns,
+        one frame per call each, and never share a call once the model is the bottleneck).
+        """
         expected = len(self._peers | self._pending.keys())
         if len(group) >= self.max_batch or len(self._pending) >= expected:
             return 0.0
-        return group[0].submitted + self.max_wait_s - time.perf_counter()
+        since = max(group[0].submitted, self._last_done)
+        return since + self.max_wait_s - time.perf_counter()
 
     def _oldest_group(self) -> list[_Request]:
         """Pending requests sharing the oldest request's key, oldest first."""
@@ -298,6 +306,7 @@ class Batcher:
                 _settle(request, None, exc)
             return
         elapsed = time.perf_counter() - start
+        self._last_done = start + elapsed
         self._record(batch, start, elapsed)
         for request, frame in zip(batch, frames, strict=True):
             result = FrameResult(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .choices import CPU_PRECISIONS, DEVICE_CHOICES
+from .choices import CPU_CLIP_SIDE, CPU_PRECISIONS, DEVICE_CHOICES
 from .errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,6 @@ def resolve_device(name: str = "auto") -> torch.device:
 def default_variant(device: torch.device) -> str:
     """The transformer variant a device runs by default: full on GPU, lite on CPU."""
     return "full" if device.type == "cuda" else "lite"
-
-
-# The longest side a CPU stylizes clips at unless asked otherwise. The lite network costs about
-# its pixels: on the 2-core box of issue 19 an 11 s clip (720x528, 270 frames) at its own size
-# took 7 min (0.65 fps, one torch thread beside the live server); at 480 px it has 0.44x the
-# pixels (about 3 min), at 360 px 0.25x. 480 keeps faces and text legible at a few minutes a clip.
-CPU_CLIP_SIDE = 480
 
 
 def default_clip_side(device: torch.device) -> int | None:

@@ -96,3 +96,25 @@ def test_glass_bench_puts_two_viewers_in_two_styles_of_one_network(tmp_path: Pat
     assert run["styles"] == ["bench-0", "bench-1"]
     assert all(peer["fps"] > 0 for peer in run["per_peer"])
     assert run["batch_mean"] >= 1.0 and run["styles_per_call_mean"] >= 1.0
+
+
+def test_clip_bench_times_the_sizes_and_a_clip_and_merges_its_json(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    from media_helpers import make_clip
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=20, fps=10, audio="ac3")
+    out = tmp_path / "results.json"
+    out.write_text(json.dumps({"inference": ["kept"]}))
+    args = ["--clip", str(clip), "--seconds", "1", "--style", str(models_dir / "alpha")]
+    args += ["--dry-run", "--output", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = ROOT / "bench" / "clip.py"
+    subprocess.run([sys.executable, str(script), *args], check=True, env=env, timeout=240)
+    report = json.loads(out.read_text())
+    assert report["inference"] == ["kept"]
+    result = report["clip"]
+    assert set(result["per_frame"]) == {"32", "48"}
+    assert all(row["s_per_frame"] > 0 for row in result["per_frame"].values())
+    assert result["clip"]["frames"] == 10 and result["clip"]["painted_at"] == "32x24"
+    assert result["clip"]["sound"] is True and result["clip"]["fps"] > 0

@@ -106,7 +106,7 @@ def test_video_on_a_cpu_is_painted_at_the_cpu_size_by_default(
 ) -> None:
     import stylefusion.devices
 
-    monkeypatch.setattr(stylefusion.devices, "CPU_CLIP_SIDE", 32)  # 480 in life
+    monkeypatch.setattr(stylefusion.devices, "CPU_CLIP_SIDE", 32)  # 360 in life
     clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)  # 64x48
     out = tmp_path / "styled.mp4"
     argv = ["video", str(clip), str(out), "--style", str(models_dir / "alpha"), "--device", "cpu"]

@@ -139,7 +139,7 @@ async def test_a_clip_job_is_painted_at_the_cpu_size_unless_it_asks(
     """An 11 s clip at 720 px took 7 minutes on a 2-core CPU: by default a CPU paints smaller."""
     import stylefusion.devices
 
-    monkeypatch.setattr(stylefusion.devices, "CPU_CLIP_SIDE", 32)  # 480 in life; 64x48 clips here
+    monkeypatch.setattr(stylefusion.devices, "CPU_CLIP_SIDE", 32)  # 360 in life; 64x48 clips here
     client = await _client(aiohttp_client, jobs_config(tmp_path, models_dir, content_dir))
     clip = make_clip(tmp_path / "clip.mp4", frames=6, fps=10)
     sizes = {}

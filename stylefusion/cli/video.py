@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..choices import CPU_CLIP_SIDE
 from .common import STYLE_HELP, inference_options, positive_int, say
 from .ui import interruptible, progress_bar
 
@@ -18,8 +19,8 @@ def add(sub: Any) -> None:
     p.add_argument("--style", required=True, metavar="NAME_OR_DIR", help=STYLE_HELP)
     p.add_argument(
         "--max-side", type=side, metavar="N",
-        help="scale the longest side down to N (default: 480 on a CPU, the clip's size on a GPU; "
-        "0 keeps the clip's size)",
+        help=f"scale the longest side down to N (default: {CPU_CLIP_SIDE} on a CPU, the clip's "
+        "size on a GPU; 0 keeps the clip's size)",
     )  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="default 4")
     p.add_argument("--crf", type=int, default=20, metavar="Q", help="x264 quality 0..51 (20)")

@@ -149,20 +149,10 @@ class GlassViewer:
         self.pc.on("track", lambda t: self._readers.append(asyncio.ensure_future(self._read(t))))
 
     def _on_message(self, raw: str) -> None:
-        message = json.loads(raw)
-        if message.get("event") == "budget":
-            self.camera.budget = message
-            box = f"{message['max_width']}x{message['max_height']}@{message['max_fps']}"
-            self.camera.budgets.append((time.perf_counter(), box))
+        follow_budget(self.camera, raw)
 
     async def _read(self, incoming: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await incoming.recv()
-                small = frame.to_ndarray(format="rgb24", width=8, height=8).astype(np.float32)
-                self.received.append((time.perf_counter(), small))
-        except MediaStreamError:
-            pass
+        await read_thumbnails(incoming, self.received)
 
     async def connect(self, url: str, style: str | None = None) -> None:
         """POST the offer (in `style`, else the default); complete frames on the marker bit,
@@ -185,6 +175,26 @@ class GlassViewer:
         await self.pc.close()
         for reader in self._readers:
             reader.cancel()
+
+
+def follow_budget(camera: FlashCamera, raw: str) -> None:
+    """A control message in: a budget makes the camera send less or more, as a page does."""
+    message = json.loads(raw)
+    if message.get("event") == "budget":
+        camera.budget = message
+        box = f"{message['max_width']}x{message['max_height']}@{message['max_fps']}"
+        camera.budgets.append((time.perf_counter(), box))
+
+
+async def read_thumbnails(track: MediaStreamTrack, into: list[tuple[float, np.ndarray]]) -> None:
+    """Every frame of a track as (perf_counter, 8x8 thumbnail), until the track ends."""
+    try:
+        while True:
+            frame = await track.recv()
+            small = frame.to_ndarray(format="rgb24", width=8, height=8).astype(np.float32)
+            into.append((time.perf_counter(), small))
+    except MediaStreamError:
+        pass
 
 
 def flash_latencies(viewer: GlassViewer, since: float, until: float) -> list[tuple[float, float]]:

@@ -118,3 +118,19 @@ def test_clip_bench_times_the_sizes_and_a_clip_and_merges_its_json(
     assert all(row["s_per_frame"] > 0 for row in result["per_frame"].values())
     assert result["clip"]["frames"] == 10 and result["clip"]["painted_at"] == "32x24"
     assert result["clip"]["sound"] is True and result["clip"]["fps"] > 0
+
+
+def test_whep_fanout_bench_reports_each_watcher(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    out.write_text(json.dumps({"inference": ["kept"]}))
+    script = ROOT / "bench" / "whep.py"
+    args = ["--watchers", "2", "--size", "64x48", "--seconds", "3", "--no-compile"]
+    args += ["--data-dir", str(tmp_path / "var"), "--output", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, str(script), *args], check=True, env=env, timeout=240)
+    report = json.loads(out.read_text())
+    assert report["inference"] == ["kept"]
+    (run,) = report["whep"]["runs"]
+    assert len(run["per_watcher"]) == 2 and all(w["fps"] > 0 for w in run["per_watcher"])
+    assert run["published_fps"] > 0 and run["model_fps"] > 0
+    assert set(run["met"]) == {"watcher_fps", "model_per_published", "glass_p50"}

@@ -1,6 +1,7 @@
 // StyleFusion live page: camera -> WebRTC -> server (stylized) -> back, with a "control" data channel.
 import { blendApplied, blendCurrent, blendStyles, resend as resendBlend, setupBlend } from "./blend.js";
 import { cameraConstraint, refreshCameras, setupCapture } from "./capture.js";
+import { endShare, publish, setupShare, sharing, watchOwn } from "./share.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -276,19 +277,11 @@ async function connect() {
   try {
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc);
-    const response = await fetch("/offer", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type, style: ui.style.value || undefined }),
-    });
-    const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-    if (response.status === 503 && /^warming up/.test(answer.error || "")) {
-      warmingUp(pc, Number(response.headers.get("Retry-After")) || 5, answer.error);
-      return;
-    }
-    if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
-    if (state.pc !== pc) return; // stopped meanwhile
+    // shared: the camera goes to /whip as a stream, and comes back as its watchers see it
+    const answer = sharing() ? await publish(pc.localDescription.sdp, ui.style.value) : await askOffer(pc);
+    if (!answer || state.pc !== pc) return; // warming up, or stopped meanwhile
     await pc.setRemoteDescription(answer);
+    if (sharing()) await watchOwn(ui.remote, state.config.iceServers || []);
     state.connectTimer = setTimeout(() => {
       if (state.pc === pc && pc.connectionState !== "connected") {
         connectionLost(pc, "the server's media could not be reached (ICE failed; check the network or the ICE servers)");
@@ -297,6 +290,33 @@ async function connect() {
   } catch (error) {
     connectionLost(pc, error.message === "Failed to fetch" || error.name === "TypeError" ? "the server is not answering" : error.message);
   }
+}
+
+// POST /offer; the answer, or null when the server asks to come back later.
+async function askOffer(pc) {
+  const response = await fetch("/offer", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type, style: ui.style.value || undefined }),
+  });
+  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (response.status === 503 && /^warming up/.test(answer.error || "")) {
+    warmingUp(pc, Number(response.headers.get("Retry-After")) || 5, answer.error);
+    return null;
+  }
+  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+  return answer;
+}
+
+// Share started or stopped: the same camera, a new session of the other kind.
+function reshare() {
+  if (!state.stream) {
+    start();
+    return;
+  }
+  closeConnection();
+  state.attempt = 0;
+  connect();
 }
 
 function onChannelOpen() {
@@ -352,6 +372,7 @@ function closeConnection() {
   const { pc } = state;
   state.pc = null;
   state.channel = null;
+  endShare(); // a shared stream ends for its watchers too (a reconnect shares it again)
   if (pc) pc.close();
   ui.remote.srcObject = null;
   setLive(ui.remote, false);
@@ -427,7 +448,8 @@ async function boot() {
     onCameraChange: changeResolution,
     toast,
   });
-  window.addEventListener("pagehide", () => { if (state.pc) state.pc.close(); });
+  setupShare({ onChange: reshare, toast });
+  window.addEventListener("pagehide", () => { endShare(); if (state.pc) state.pc.close(); });
   setConnection("idle");
   try {
     const [config, styles] = await Promise.all([getJSON("/api/config"), getJSON("/api/styles")]);

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import Cancelled
+
+if TYPE_CHECKING:  # numpy only names a type here: `stylefusion --help` loads none of it
+    import numpy as np
 
 
 @dataclass(frozen=True)

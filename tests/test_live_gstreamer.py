@@ -105,7 +105,7 @@ async def remote_candidate_types(server: ServerThread, stream: str) -> list[str]
 async def test_a_gstreamer_publisher_is_watched_stylized(
     gstreamer, models_dir, tmp_path, trickle, ending
 ):
-    config = test_config(models_dir, tmp_path, port=free_port(), publisher_timeout_s=2.0)
+    config = test_config(models_dir, tmp_path, port=free_port(), publisher_timeout_s=4.0)
     with ServerThread(config) as server:
         options = ["--trickle"] if trickle else []
         options += ["--no-delete"] if ending == "vanish" else []

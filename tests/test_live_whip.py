@@ -122,7 +122,7 @@ class StallingCamera(PatternTrack):
 
 
 async def test_a_publisher_gone_silent_ends_its_watchers(aiohttp_client, models_dir, tmp_path):
-    config = test_config(models_dir, tmp_path, publisher_timeout_s=1.0)
+    config = test_config(models_dir, tmp_path, publisher_timeout_s=3.0)
     client = await aiohttp_client(create_app(config))
     camera = StallingCamera()
     publisher, watcher = Publisher(audio=False, camera=camera), Watcher(audio=False)

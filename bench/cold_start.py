@@ -95,7 +95,8 @@ async def measure(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     }
     spawned = time.monotonic()
-    server = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # JSON is ours alone
+    server = subprocess.Popen(command, env=env, cwd=ROOT, **quiet)
     try:
         async with ClientSession(base_url=f"http://127.0.0.1:{port}") as session:
             result: dict[str, Any] = await until_ok(session, spawned, args.timeout)

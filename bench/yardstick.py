@@ -4,7 +4,8 @@
 
 content (MSE at relu2_2) + 5 x style (Gram MSE over relu1_2..relu4_3), photos at 384 px, the
 style image at 512 px on its short side (each style folder's style.jpg unless --styles-dir
-holds <name>.jpg), mean over photos; also each lite score relative to its full twin.
+holds <name>.jpg), mean over photos; also each lite score relative to its full twin, and each
+variant's two terms apart: `<variant>_content` and `<variant>_style` (5 x style), which sum to it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def score_models(
     device: str = "cpu",
     sizes: tuple[int, int] = (PHOTO_SIZE, STYLE_SIZE),
 ) -> dict[str, dict[str, float]]:
-    """name -> {variant: yardstick, lite_over_full} for every style folder of a models dir."""
+    """name -> {variant: yardstick, its two terms, lite_over_full} for every style folder."""
     vgg = VGG19().to(device)
     results: dict[str, dict[str, float]] = {}
     for info in list_styles(models_dir):
@@ -38,7 +39,10 @@ def score_models(
         for variant in info.variants:
             # eager: scoring runs one shape once, compiling it would cost more than it saves
             stylizer = Stylizer.from_style(info.path, variant, device, compile="off")
-            row[variant] = round(score(stylizer, photos, style_image, vgg, sizes).total, 4)
+            result = score(stylizer, photos, style_image, vgg, sizes)
+            row[variant] = round(result.total, 4)
+            row[f"{variant}_content"] = round(result.content, 4)
+            row[f"{variant}_style"] = round(result.total - result.content, 4)
         if {"full", "lite"} <= row.keys():
             row["lite_over_full"] = round(row["lite"] / row["full"], 3)
         results[info.name] = row

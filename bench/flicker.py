@@ -173,7 +173,8 @@ def score_set(
     for info in list_styles(folder):
         stylizer = Stylizer.from_style(info.path, "lite", "cpu", compile="off")
         row, stylize_ms, ms = score_style(stylizer, inputs, config, blend)
-        rows[info.name] = {**row, "stylize_ms": round(stylize_ms, 1)}
+        steps = info.meta["variants"]["lite"].get("training", {}).get("steps")
+        rows[info.name] = {**row, "stylize_ms": round(stylize_ms, 1), "training_steps": steps}
         blend_ms += ms
         log.info("%s %s: %s", folder, info.name, rows[info.name])
     return rows, blend_ms

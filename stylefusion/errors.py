@@ -9,6 +9,15 @@ class InvalidInput(StyleFusionError):
     """The caller gave something unusable (bad value, missing file, unknown name)."""
 
 
+class BudgetTooSmall(InvalidInput):
+    """A training budget below what converges; names the minimum (steps, or seconds here)."""
+
+    def __init__(self, message: str, steps: int, seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.minimum_steps = steps
+        self.minimum_seconds = seconds
+
+
 class MediaError(InvalidInput):
     """A file is not a decodable image or video."""
 

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .architecture import TransformerConfig
+from .architecture import VARIANTS, TransformerConfig
 from .backbone import BACKBONE_FILE, backbone_dir
 from .devices import configure_cpu_threads, resolve_device
-from .errors import InvalidInput, StyleFormatError
+from .errors import BudgetTooSmall, InvalidInput, StyleFormatError
 from .multistyle_trainer import train_styles
 from .perceptual import STYLE_LAYERS, PerceptualLoss
 from .progress import CancelFlag, ProgressCallback
 from .style_folder import StyleInfo, list_styles
 from .train_config import (
+    FIT_BATCH,
+    FIT_SIZE,
+    FIT_STEPS,
+    MIN_FIT_STEPS,
     Convergence,
     MotionConfig,
     MultiStyleConfig,
@@ -39,13 +44,6 @@ from .yardstick import style_grams
 
 log = logging.getLogger(__name__)
 
-FIT_SIZE = 128  # crops of the default new-style job
-FIT_BATCH = 4
-# Measured fitting Udnie's norms to the shipped Candy network's convolutions (2-core EPYC, one
-# thread): 60 steps scored 344k on the yardstick, 150 steps 258k (Udnie's own network: 432k);
-# a 60-step job used 132 CPU-seconds in all, so 120 steps take ~4 min on one free core.
-FIT_STEPS = 120  # the default job's budget: live within 5 minutes
-MIN_FIT_STEPS = 60  # the fewest steps measured to beat a single-style network
 NORMS_LR_SCALE = 10.0  # norms take 10x the convolutions' rate: 1e-2 decaying to 1e-3
 GRAM_SIZE = 256  # short side of the paintings compared to find the nearest style
 
@@ -57,6 +55,7 @@ class SharedBackbone:
     id: str
     config: TransformerConfig
     styles: tuple[StyleInfo, ...]
+    variant: str = "lite"
 
 
 def new_style_config(
@@ -70,6 +69,8 @@ def new_style_config(
         "steps": FIT_STEPS,
         "preview_every": 25,
     }
+    if changes.get("seconds") is not None:
+        defaults.pop("steps")  # a seconds budget replaces the default step budget
     return TrainConfig(
         style_image=Path(style_image),
         content_dir=Path(content_dir),
@@ -89,7 +90,35 @@ def shared_backbone(models_dir: Path, ref: str, variant: str = "lite") -> Shared
     users = tuple(s for s in styles if s.backbone_id(variant) == backbone_id)
     if not users or not (backbone_dir(models_dir, backbone_id) / BACKBONE_FILE).is_file():
         raise InvalidInput(f"no shared backbone {ref!r} with styles in {models_dir}")
-    return SharedBackbone(backbone_id, users[0].config(variant), users)
+    return SharedBackbone(backbone_id, users[0].config(variant), users, variant)
+
+
+def find_backbone(models_dir: Path, ref: str, variant: str | None = None) -> SharedBackbone:
+    """shared_backbone() of whichever variant has `ref` (the given one only, if any)."""
+    variants = [variant] if variant else ["lite", *(v for v in VARIANTS if v != "lite")]
+    problem: InvalidInput | None = None
+    for name in variants:
+        try:
+            return shared_backbone(models_dir, ref, name)
+        except InvalidInput as exc:
+            problem = problem or exc
+    assert problem is not None
+    raise problem
+
+
+def default_backbone(models_dir: Path, variant: str | None = None) -> SharedBackbone | None:
+    """The backbone most styles of models_dir share (of `variant` only, if given; ties: the
+    lite one, then by id); None where no style is on a stored shared backbone."""
+    counts: dict[tuple[str, str], int] = {}
+    for info in list_styles(models_dir):
+        for name in info.variants if variant is None else (variant,):
+            backbone_id = info.backbone_id(name) if name in info.variants else None
+            if backbone_id and (backbone_dir(models_dir, backbone_id) / BACKBONE_FILE).is_file():
+                counts[(name, backbone_id)] = counts.get((name, backbone_id), 0) + 1
+    if not counts:
+        return None
+    name, backbone_id = min(counts, key=lambda k: (-counts[k], k[0] != "lite", k[1]))
+    return shared_backbone(models_dir, backbone_id, name)
 
 
 def nearest_style(painting: Path, styles: tuple[StyleInfo, ...], vgg: VGG19) -> StyleInfo:
@@ -107,9 +136,13 @@ def nearest_style(painting: Path, styles: tuple[StyleInfo, ...], vgg: VGG19) -> 
     return best
 
 
-def estimate_step_seconds(config: TrainConfig, architecture: TransformerConfig) -> float:
-    """Seconds one norm-fitting step takes on this device, timed on two steps (after one to
-    warm up) of the run's real work: the backbone, the loss network and the backward pass."""
+def estimate_step_seconds(
+    config: TrainConfig, architecture: TransformerConfig, norms_only: bool = True
+) -> float:
+    """Seconds one training step takes on this device, timed on two steps (after one to warm
+    up) of the run's real work: the transformer, the loss network and the backward pass (to
+    the norms only, or with norms_only=False to every weight, as a fine-tune or a network of
+    its own trains)."""
     device = resolve_device(config.device)
     if device.type == "cpu" or config.threads is not None:
         configure_cpu_threads(config.threads)
@@ -117,7 +150,7 @@ def estimate_step_seconds(config: TrainConfig, architecture: TransformerConfig) 
     grams = {k: torch.zeros(1, v.shape[1], v.shape[1]) for k, v in _probe_grams(vgg).items()}
     loss = PerceptualLoss(vgg, {k: g.to(device) for k, g in grams.items()}, (1.0, 5.0, 1.0))
     model = TransformerNet(dataclasses.replace(architecture, styles=1)).to(device)
-    model.requires_grad_(False).style_table.requires_grad_(True)
+    model.requires_grad_(not norms_only).style_table.requires_grad_(True)
     batch = torch.rand(config.batch_size, 3, config.size, config.size, device=device)
     timings = []
     for _ in range(3):
@@ -140,15 +173,18 @@ def check_budget(config: TrainConfig, step_seconds: float | None = None) -> None
     """Refuse, naming the minimum, a budget below what converges: MIN_FIT_STEPS steps (for a
     seconds budget, that many steps at `step_seconds`, this device's measured rate)."""
     if config.steps is not None and config.steps < MIN_FIT_STEPS:
-        raise InvalidInput(
-            f"a new style needs at least {MIN_FIT_STEPS} steps to converge, not {config.steps}"
+        raise BudgetTooSmall(
+            f"a new style needs at least {MIN_FIT_STEPS} steps to converge, not {config.steps}",
+            MIN_FIT_STEPS,
         )
     if config.seconds is not None and step_seconds is not None:
         needed = MIN_FIT_STEPS * step_seconds
         if config.seconds < needed:
-            raise InvalidInput(
+            raise BudgetTooSmall(
                 f"a new style needs at least {needed:.0f} s on this machine "
-                f"({MIN_FIT_STEPS} steps of {step_seconds:.2f} s), not {config.seconds:g}"
+                f"({MIN_FIT_STEPS} steps of {step_seconds:.2f} s), not {config.seconds:g}",
+                MIN_FIT_STEPS,
+                float(math.ceil(needed)),
             )
 
 

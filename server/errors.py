@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stylefusion.errors import StyleFusionError
 
 
@@ -11,9 +13,16 @@ class ServerError(StyleFusionError):
     status = 500
     quiet = False  # a refusal the client is told to retry soon: logged at DEBUG, not WARNING
 
-    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """details: more JSON fields beside "error" (e.g. the minimum a refused value needs)."""
         super().__init__(message)
         self.headers = headers or {}
+        self.details = details or {}
 
 
 class BadRequest(ServerError):

@@ -34,7 +34,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = error_status(exc)
         log_error(request, status, exc)
         headers = exc.headers if isinstance(exc, ServerError) else None
-        return web.json_response({"error": str(exc)}, status=status, headers=headers)
+        details = exc.details if isinstance(exc, ServerError) else {}
+        body = {**details, "error": str(exc)}
+        return web.json_response(body, status=status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise  # redirects are answers, not errors; a JSON body is already ours

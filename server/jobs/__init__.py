@@ -19,9 +19,11 @@ from ..config import ServerConfig
 from ..errors import ConfigError, NotFound
 from ..keys import ADMIN_GUARD, AUDIENCE, CONFIG, JOBS
 from .api import JobsApi
-from .keys import JOB_RUNNER, JOB_STORE
+from .estimate import StepTimer
+from .keys import JOB_RUNNER, JOB_STORE, STEP_TIMER
 from .runner import JobRunner
 from .store import JobStore
+from .training import TrainDefaults, TrainPlanner
 from .worker import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -39,17 +41,22 @@ def setup_jobs(app: web.Application) -> None:
     store = JobStore(config.data_dir)
     device = resolve_device(config.device)
     settings = worker_settings(config)
-    api = JobsApi(
-        store, config, default_variant(device), settings.content_dir, default_clip_side(device)
+    timer = StepTimer(settings.nice)
+    training = (
+        TrainDefaults(settings.models_dir, device, default_variant(device)),
+        TrainPlanner(settings, timer),
     )
+    api = JobsApi(store, config, training, settings.content_dir, default_clip_side(device))
     runner = make_runner(config, store, settings, app)
     api.on_submit = runner.wake
     app[JOB_STORE] = store
     app[JOBS] = store
     app[JOB_RUNNER] = runner
+    app[STEP_TIMER] = timer
     _add_routes(app, api, app[ADMIN_GUARD], Path(config.web_dir))
     app.cleanup_ctx.append(_runner_ctx)
     app.cleanup_ctx.append(_retention_ctx)
+    app.cleanup_ctx.append(_timer_ctx)
 
 
 def make_runner(
@@ -91,6 +98,7 @@ def _add_routes(app: web.Application, api: JobsApi, guard: AdminGuard, web_dir: 
     app.router.add_post("/api/jobs/video", guard(api.submit_video))
     app.router.add_post("/api/jobs/render", guard(api.submit_render))
     app.router.add_post("/api/jobs/train", guard(api.submit_train))
+    app.router.add_get("/api/train/estimate", guard(api.estimate_train))
     app.router.add_get("/api/jobs/{id}", guard(api.get_job))
     app.router.add_get("/api/jobs/{id}/result", guard(api.result))
     app.router.add_get("/api/jobs/{id}/preview", guard(api.preview))
@@ -142,6 +150,12 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     await runner.start()
     yield
     await runner.stop()
+
+
+async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Stop the step-timing child process (if one was started) with the app."""
+    yield
+    app[STEP_TIMER].close()
 
 
 def _live_peers(app: web.Application) -> int:

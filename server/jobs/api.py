@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from stylefusion.errors import InvalidInput
+from stylefusion.errors import BudgetTooSmall, InvalidInput
 from stylefusion.images import is_image_file
 from stylefusion.style_folder import resolve_style
 
@@ -34,6 +34,7 @@ from .params import (
 )
 from .queue import QueueLimits
 from .store import Job, JobStore
+from .training import TrainDefaults, TrainPlanner, budget_refusal, form_without_backbone
 from .uploads import (
     MAX_FILES,
     FileField,
@@ -107,22 +108,21 @@ class JobsApi:
         self,
         store: JobStore,
         config: ServerConfig,
-        variant: str,
+        training: tuple[TrainDefaults, TrainPlanner],
         content_dir: Path | None,
         clip_side: int | None = None,
     ) -> None:
-        """variant: what a training job makes unless it asks; clip_side: the longest side a
-        clip job paints at unless it sends max_side (None: the clip's own size)."""
+        """training: what a training job runs unless it asks, and its expected duration;
+        clip_side: the longest side a clip job paints at unless it sends max_side (None: the
+        clip's own size)."""
         self.store = store
         self.config = config
         self.models_dir = Path(config.models_dir)
         self.content_dir = content_dir
+        self.train_defaults, self.planner = training
         self.limits = UploadLimits.from_config(config)
         self.queue_limits = QueueLimits(config.max_queued_jobs, config.max_queued_jobs_per_client)
-        self.defaults: dict[type, dict[str, Any]] = {
-            TrainParams: {"variant": variant},
-            VideoParams: {"max_side": clip_side},
-        }
+        self.defaults: dict[type, dict[str, Any]] = {VideoParams: {"max_side": clip_side}}
         self.on_submit: Callable[[], None] = lambda: None
         self._probes = threading.BoundedSemaphore(PROBES_AT_ONCE)
 
@@ -239,6 +239,8 @@ class JobsApi:
             params = await asyncio.to_thread(self._params, cls, fields, final)
             if final:
                 assert params is not None  # the final check returns params or raises
+                if isinstance(params, TrainParams) and params.backbone is not None:
+                    await self.planner.estimate(params)  # a seconds budget: timed minimum
                 checked.append(params)
 
         job_id = self.store.new_id()
@@ -263,20 +265,28 @@ class JobsApi:
                 f"the server's disk is almost full ({free // 2**20} MiB free); try again later"
             )
 
-    def _params(self, cls: type[P], fields: dict[str, str], final: bool = True) -> P | None:
+    def _params(
+        self, cls: type[P], fields: dict[str, str], final: bool = True, named: bool = True
+    ) -> P | None:
         """Typed, library-checked params from the plain fields; ServerErrors for bad ones.
 
         Not `final` (more fields may follow a file), only what no later field can cure is
         refused: a bad or unknown field, a refused setting; a missing field waits for the end
-        (None), and so does an existing style name while `overwrite` may still come.
+        (None), and so does an existing style name while `overwrite` may still come. Not
+        `named` (an estimate): the name is not checked against the styles.
         """
-        defaults = self.defaults.get(cls, {})
         try:
+            defaults = self.defaults.get(cls, {})
+            if cls is TrainParams:  # the backbone sent (or the default) decides the defaults
+                defaults = self.train_defaults.defaults(fields, final)
+                fields = form_without_backbone(fields)
             if not final and missing_fields(cls, parse_fields(cls, fields), defaults):
                 return None
             params = from_fields(cls, fields, **defaults)
             if isinstance(params, VideoParams):
                 resolve_style(params.style, self.models_dir)
+        except BudgetTooSmall as exc:
+            raise budget_refusal(exc) from None
         except InvalidInput as exc:
             raise Unprocessable(str(exc)) from None
         for name, value, limit in self._caps(params):
@@ -284,9 +294,23 @@ class JobsApi:
                 raise Unprocessable(f"{name!r} must be at most {limit}")
         if isinstance(params, TrainParams):
             params = params.with_budget()
-            if final or "overwrite" in fields:
+            if named and (final or "overwrite" in fields):
                 self._check_name_free(params.name, params.overwrite)
         return params
+
+    async def estimate_train(self, request: web.Request) -> web.Response:
+        """GET /api/train/estimate?steps=|seconds=&size=&batch_size=&backbone=&fine_tune=...:
+        the run a training form with these fields would start, its steps and expected seconds
+        on this server's job device; 422 (naming the minimum) for a budget it would refuse."""
+        query = request.query
+        repeated = sorted({k for k in query if len(query.getall(k)) > 1})
+        if repeated:
+            raise Unprocessable(f"field {repeated[0]!r} was sent more than once")
+        fields = {"name": "estimate", **query}
+        params = await asyncio.to_thread(self._params, TrainParams, fields, True, False)
+        assert isinstance(params, TrainParams)
+        estimate = await self.planner.estimate(params)
+        return web.json_response(estimate.to_dict())
 
     def _caps(self, params: P) -> list[tuple[str, float, float]]:
         """(field, value, the server's upper limit): policy on top of the library's checks."""

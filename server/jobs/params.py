@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from stylefusion.errors import InvalidInput
 from stylefusion.render_config import RenderConfig, check_render_settings
+from stylefusion.style_fit import check_budget
 from stylefusion.style_folder import resolve_style, validate_name
 from stylefusion.train_config import TrainConfig, check_train_settings
 from stylefusion.video import VideoConfig
@@ -132,7 +133,11 @@ class RenderParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """A training job: a style image, a name, a budget and the TrainConfig settings users choose."""
+    """A training job: a style image, a name, a budget and the TrainConfig settings users choose.
+
+    backbone: the shared backbone (id) whose frozen convolutions the new style's norms are
+    fitted to (fine_tune: trained too); None, as in rows stored before it, a network of its own.
+    """
 
     kind: ClassVar[str] = "train"
     files: ClassVar[tuple[str, ...]] = ("style_image", "content")
@@ -149,10 +154,16 @@ class TrainParams:
     size: int = TrainConfig.size
     batch_size: int = TrainConfig.batch_size
     style_weight: float = TrainConfig.style_weight
+    backbone: str | None = TrainConfig.backbone
+    fine_tune: bool = TrainConfig.fine_tune
 
     def check(self) -> None:
-        """Raise InvalidInput if the trainer would refuse these settings (name, budget, ...)."""
-        check_train_settings(self.config(Path(), _CHECKING))
+        """Raise InvalidInput if the trainer would refuse these settings (name, budget, ...;
+        BudgetTooSmall for a norm fit's step budget under the minimum)."""
+        config = self.config(Path(), _CHECKING)
+        check_train_settings(config)
+        if config.backbone is not None:
+            check_budget(config)
 
     def result_name(self) -> str:
         """The download's file name: the new style's meta.json, e.g. water-lilies-meta.json."""
@@ -187,6 +198,8 @@ class TrainParams:
             size=self.size,
             batch_size=self.batch_size,
             style_weight=self.style_weight,
+            backbone=self.backbone,
+            fine_tune=self.fine_tune,
             device=settings.device,
             resume=True,  # a requeued job continues from its checkpoint
             checkpoint_path=checkpoint or folder / CHECKPOINT_FILE,

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stylefusion.errors import Cancelled, StyleFusionError
+from stylefusion.errors import Cancelled, NotConverged, StyleFusionError
 from stylefusion.images import encode_jpeg
 from stylefusion.progress import CancelFlag, Progress
 
@@ -117,7 +117,10 @@ def run_train(params: TrainParams, ctx: JobContext) -> str:
     result = f"{config.name}/meta.json"  # relative to the models dir
     if finished_earlier(config.output_dir / config.name, config.variant, config.command):
         return result  # the server died between writing the style and marking the job
-    train(config, ctx.progress, ctx)
+    try:
+        train(config, ctx.progress, ctx)
+    except NotConverged as exc:  # nothing was written: the job fails, the style list is as it was
+        raise NotConverged(f"{exc} (the style was not published)") from None
     return result
 
 

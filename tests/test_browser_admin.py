@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import make_style_image
+from conftest import make_style_image, make_tiny_multistyle
 from jobs_helpers import TOKEN
 from webrtc_helpers import test_config
 
@@ -20,6 +21,15 @@ pytestmark = [
 ]
 
 
+async def open_admin(browser: Any, url: str) -> tuple[Any, list[str]]:
+    """A new tab on the admin page, and the list its page errors are collected in."""
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url)
+    return page, errors
+
+
 async def test_admin_page_trains_a_style_end_to_end(
     aiohttp_server, tmp_path: Path, models_dir: Path
 ) -> None:
@@ -31,10 +41,7 @@ async def test_admin_page_trains_a_style_end_to_end(
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            page = await browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(str(server.make_url("/admin")))
+            page, errors = await open_admin(browser, str(server.make_url("/admin")))
             await expect(page.locator("#token-dialog")).to_be_visible()
             await page.fill("#token", "wrong-token")
             await page.click("#token-save")
@@ -66,6 +73,43 @@ async def test_admin_page_trains_a_style_end_to_end(
             await expect(page.locator(".job")).to_have_count(0)
             assert list((Path(config.data_dir) / "jobs").iterdir()) == []
             assert (models_dir / "water-lilies" / "lite.safetensors").is_file()
+            assert errors == []
+        finally:
+            await browser.close()
+
+
+async def test_the_train_form_says_how_long_a_new_style_takes(
+    aiohttp_server, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    models = tmp_path / "shared"
+    models.mkdir()
+    make_tiny_multistyle(models, ["ink", "oil"], seed=3, variants=("lite",))
+    server = await aiohttp_server(create_app(test_config(models, tmp_path, admin_token=TOKEN)))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page, errors = await open_admin(browser, str(server.make_url("/admin")))
+            await page.fill("#token", TOKEN)
+            await page.click("#token-save")
+            await page.click("[data-tab=train]")
+            form = page.locator("#train-form")
+            estimate = page.locator("#train-estimate")
+            await expect(estimate).to_contain_text("about", timeout=90_000)
+            await expect(estimate).to_contain_text("120 steps of 128 px crops")
+            await expect(estimate).to_contain_text("norms fitted to the shared network")
+            await expect(form.locator("input[name=budget_value]")).to_have_attribute(
+                "placeholder", "120"
+            )
+            await form.locator("input[name=size]").fill("32")
+            await form.locator("input[name=budget_value]").fill("600")
+            await expect(estimate).to_contain_text("600 steps of 32 px crops", timeout=90_000)
+            await form.locator("input[name=budget_value]").fill("30")
+            await expect(estimate).to_contain_text("at least 60 steps")
+            await form.locator("select[name=mode]").select_option("single")
+            await expect(estimate).to_contain_text("30 steps of 32 px crops", timeout=90_000)
+            await expect(estimate).to_contain_text("a network of its own")
             assert errors == []
         finally:
             await browser.close()

@@ -103,11 +103,6 @@ function setupInputs() {
       input.dispatchEvent(new Event("change"));
     });
   }
-  $("#train-budget").addEventListener("change", (e) => {
-    const seconds = e.target.value === "seconds";
-    $("#budget-label").textContent = seconds ? "Seconds" : "Steps";
-    $("#train-budget-value").value = seconds ? 600 : 2000;
-  });
 }
 
 function suggestName(file) {
@@ -130,12 +125,8 @@ function formBody(form) {
     }
   }
   const data = new FormData();
-  for (const [key, value] of fields) data.append(key, value);
-  if (form.dataset.kind === "train") {
-    data.set(data.get("budget") || "steps", data.get("budget_value") || "");
-    data.delete("budget");
-    data.delete("budget_value");
-  }
+  const plain = form.dataset.kind === "train" ? trainFields(fields) : fields; // admin-train.js
+  for (const [key, value] of plain) data.append(key, value);
   for (const [key, value] of files) data.append(key, value);
   return data;
 }
@@ -264,7 +255,8 @@ function jobTitle(job) {
 
 function budgetText(p) {
   const budget = p.steps ? `${p.steps} steps` : `${p.seconds}s`;
-  return `${p.variant} · ${budget} · ${p.size}px crops`;
+  const how = p.backbone ? (p.fine_tune ? "shared network, fine-tuned" : "shared network") : "own network";
+  return `${how} · ${p.variant} · ${budget} · ${p.size}px crops`;
 }
 
 function updateView(view, job, before) {

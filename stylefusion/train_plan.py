@@ -17,12 +17,16 @@ import torch
 from .architecture import VARIANTS, TransformerConfig
 from .devices import resolve_device
 from .style_fit import check_budget, estimate_step_seconds, find_backbone
-from .train_config import MIN_FIT_STEPS, TrainConfig
+from .train_config import FIT_STEPS, MIN_FIT_STEPS, TrainConfig
 
-# Start-up and finish of a job besides its steps, measured on the 2-core EPYC (one thread):
-# the worker's imports, the loss network, the paintings' Grams (the nearest style is looked
-# for among every style on the backbone), the photos, writing the style
-SETUP_SECONDS = {"cpu": 30.0, "cuda": 8.0}
+# Start-up and finish of a job besides its steps, measured on the 2-core EPYC (one thread, load
+# 1.5-4): 30-35 s from submit to the first step (the worker's spawn and imports, the nearest of
+# six styles' paintings by their Grams, the new painting's Grams, the photos); on a GPU a guess
+SETUP_SECONDS = {"cpu": 35.0, "cuda": 8.0}
+# A new style without a budget is live within this on each kind of device (issue 18): its steps
+# are what fits at the timed rate, at most FIT_STEPS, at least MIN_FIT_STEPS
+LIVE_WITHIN_SECONDS = {"cpu": 300.0, "cuda": 15.0}
+RATE_MARGIN = 0.9  # the timed rate is the best of two steps: real ones run a little slower
 # A network of its own on a CPU: 256 px crops of batch 8 take 29 s a step there (2000 steps:
 # 16 hours); at 128 px, batch 4, a step takes ~3 s and the shipped styles' shortest run was
 # 1.5k steps (Starry Night, Sunflower)
@@ -87,6 +91,19 @@ def measure_step_seconds(config: TrainConfig) -> float:
     """Seconds a step of this run takes on its device (a few seconds of timing)."""
     norms_only = run_mode(config) == "norms"
     return estimate_step_seconds(config, architecture_of(config), norms_only)
+
+
+def fitting_steps(config: TrainConfig, step_seconds: float) -> int:
+    """The default step budget of a new style on this device: as many steps as leave it live
+    within LIVE_WITHIN_SECONDS at the timed rate, from MIN_FIT_STEPS to FIT_STEPS. On the
+    loaded 2-core box two 120-step jobs took 5.7 and 7.4 minutes (2.6 and 3.4 s a step at
+    nice 19 beside a training, a test suite and the server's first-start builds; 224
+    CPU-seconds each, under 4 minutes on a free core)."""
+    device = resolve_device(config.device).type
+    target = LIVE_WITHIN_SECONDS.get(device, LIVE_WITHIN_SECONDS["cpu"])
+    setup = SETUP_SECONDS.get(device, SETUP_SECONDS["cpu"])
+    fits = math.floor((target - setup) * RATE_MARGIN / max(step_seconds, 1e-6))
+    return max(MIN_FIT_STEPS, min(FIT_STEPS, fits))
 
 
 def estimate_run(config: TrainConfig, step_seconds: float) -> TrainEstimate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,11 @@ async def test_the_train_form_says_how_long_a_new_style_takes(
             form = page.locator("#train-form")
             estimate = page.locator("#train-estimate")
             await expect(estimate).to_contain_text("about", timeout=90_000)
-            await expect(estimate).to_contain_text("120 steps of 128 px crops")
+            # the steps that leave it live within 5 minutes at the rate timed on this machine
+            await expect(estimate).to_contain_text(re.compile(r"\d+ steps of 128 px crops"))
             await expect(estimate).to_contain_text("norms fitted to the shared network")
             await expect(form.locator("input[name=budget_value]")).to_have_attribute(
-                "placeholder", "120"
+                "placeholder", re.compile(r"^\d+$")
             )
             await form.locator("input[name=size]").fill("32")
             await form.locator("input[name=budget_value]").fill("600")

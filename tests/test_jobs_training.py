@@ -16,6 +16,7 @@ from media_helpers import make_photo
 from webrtc_helpers import test_config
 
 from server.app import create_app
+from server.jobs.keys import STEP_TIMER
 from stylefusion.backbone import BACKBONES_DIR
 from stylefusion.style_folder import read_style
 from stylefusion.train_config import MIN_FIT_STEPS
@@ -105,26 +106,41 @@ async def test_a_budget_too_small_to_converge_is_refused_naming_the_minimum(
     assert resp.status == 422 and "backbone" in (await resp.json())["error"]
 
 
-async def test_defaults_follow_the_models_dir(
+async def test_defaults_follow_the_models_dir_and_the_device(
     aiohttp_client, tmp_path: Path, shared_models: Path, models_dir: Path, content_dir: Path
 ) -> None:
-    """The shared backbone's new-style job where there is one; else a network of its own whose
-    budget fits a CPU (not 2000 steps of 256 px crops: 16 hours on our 2-core box)."""
+    """A new style on the shared backbone where there is one, with the steps that leave it
+    live within 5 minutes at the step rate timed here (60..120); else a network of its own
+    whose budget fits a CPU (not 2000 steps of 256 px crops: 16 hours on our 2-core box)."""
     seen = {}
-    for label, models in (("shared", shared_models), ("single", models_dir)):
+    for label, models, rate in (
+        ("fast", shared_models, 0.5),
+        ("cpu", shared_models, 2.0),
+        ("slow", shared_models, 10.0),
+        ("single", models_dir, 2.0),
+    ):
         app = hold_queue(jobs_app(jobs_config(tmp_path / label, models, content_dir)))
+        app[STEP_TIMER].step_seconds = fixed_rate(rate)  # type: ignore[method-assign]
         client = await aiohttp_client(app)
-        job_id = await submit(
-            client, "train", form({"style_image": painting(tmp_path)}, name="new")
-        )
+        job_id = await submit(client, "train", form({"style_image": painting(tmp_path)}, name="x"))
         params = (await (await client.get(f"/api/jobs/{job_id}", headers=AUTH)).json())["params"]
-        seen[label] = (
-            params["backbone"] is not None,
-            params["steps"],
-            params["size"],
-            params["batch_size"],
-        )
-    assert seen == {"shared": (True, 120, 128, 4), "single": (False, 1500, 128, 4)}
+        seen[label] = (params["backbone"] is not None, params["steps"], params["size"])
+    # (300 s - 35 s of start-up) x 0.9 / 2 s a step = 119 steps
+    assert seen == {
+        "fast": (True, 120, 128),
+        "cpu": (True, 119, 128),
+        "slow": (True, MIN_FIT_STEPS, 128),
+        "single": (False, 1500, 128),
+    }
+
+
+def fixed_rate(seconds: float):
+    """A StepTimer.step_seconds that answers at once: the machine times steps at this rate."""
+
+    async def step_seconds(config: object) -> float:
+        return seconds
+
+    return step_seconds
 
 
 async def test_a_run_that_does_not_converge_fails_and_publishes_nothing(

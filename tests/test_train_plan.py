@@ -12,7 +12,12 @@ from stylefusion.errors import BudgetTooSmall
 from stylefusion.style_fit import default_backbone, find_backbone, new_style_config
 from stylefusion.style_folder import read_style
 from stylefusion.train_config import MIN_FIT_STEPS, TrainConfig
-from stylefusion.train_plan import SETUP_SECONDS, estimate_run, single_style_defaults
+from stylefusion.train_plan import (
+    SETUP_SECONDS,
+    estimate_run,
+    fitting_steps,
+    single_style_defaults,
+)
 
 
 @pytest.fixture
@@ -55,3 +60,9 @@ def test_a_network_of_its_own_fits_the_device() -> None:
     cpu = single_style_defaults(torch.device("cpu"))
     assert cpu["size"] * cpu["batch_size"] < TrainConfig.size * TrainConfig.batch_size
     assert single_style_defaults(torch.device("cuda"))["size"] == TrainConfig.size
+
+
+def test_a_new_style_without_a_budget_gets_the_steps_that_fit_the_device() -> None:
+    cpu = new_style_config(Path("p"), Path("c"), "new", "x", device="cpu")
+    # live within 5 minutes: (300 s - start-up) x 0.9 margin at the timed rate, 60..120 steps
+    assert [fitting_steps(cpu, rate) for rate in (0.1, 2.0, 3.4, 30.0)] == [120, 119, 70, 60]

@@ -34,7 +34,13 @@ from .params import (
 )
 from .queue import QueueLimits
 from .store import Job, JobStore
-from .training import TrainDefaults, TrainPlanner, budget_refusal, form_without_backbone
+from .training import (
+    TrainDefaults,
+    TrainPlanner,
+    budget_refusal,
+    budget_sent,
+    form_without_backbone,
+)
 from .uploads import (
     MAX_FILES,
     FileField,
@@ -239,8 +245,9 @@ class JobsApi:
             params = await asyncio.to_thread(self._params, cls, fields, final)
             if final:
                 assert params is not None  # the final check returns params or raises
-                if isinstance(params, TrainParams) and params.backbone is not None:
-                    await self.planner.estimate(params)  # a seconds budget: timed minimum
+                if isinstance(params, TrainParams) and params.backbone and not fields.get("steps"):
+                    # no budget: the steps that fit this device; seconds: its timed minimum
+                    params, _ = await self.planner.estimate(params, budget_sent(fields))
                 checked.append(params)
 
         job_id = self.store.new_id()
@@ -309,7 +316,7 @@ class JobsApi:
         fields = {"name": "estimate", **query}
         params = await asyncio.to_thread(self._params, TrainParams, fields, True, False)
         assert isinstance(params, TrainParams)
-        estimate = await self.planner.estimate(params)
+        _, estimate = await self.planner.estimate(params, budget_sent(fields))
         return web.json_response(estimate.to_dict())
 
     def _caps(self, params: P) -> list[tuple[str, float, float]]:

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Hashable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -23,13 +24,15 @@ from stylefusion.train_plan import measure_step_seconds, timing_key
 
 log = logging.getLogger(__name__)
 
+RATE_TTL_S = 600.0  # a rate is timed again after this: the machine's load changes
+
 
 class StepTimer:
     """Seconds per training step, measured once per timing_key() and kept."""
 
     def __init__(self, nice: int = 19) -> None:
         self.nice = nice
-        self._rates: dict[Hashable, Future[float]] = {}
+        self._rates: dict[Hashable, tuple[Future[float], float]] = {}  # key -> (rate, when)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -40,12 +43,12 @@ class StepTimer:
     def _future(self, config: TrainConfig) -> Future[float]:
         key = timing_key(config)
         with self._lock:
-            future = self._rates.get(key)
-            if future is None:
+            future, when = self._rates.get(key, (None, 0.0))
+            if future is None or (future.done() and time.monotonic() - when > RATE_TTL_S):
                 log.info("timing a training step of %s", key)
                 future = self._executor().submit(measure_step_seconds, config)
                 future.add_done_callback(lambda done: self._forget_failure(key, done))
-                self._rates[key] = future
+                self._rates[key] = (future, time.monotonic())
         return future
 
     def _forget_failure(self, key: Hashable, future: Future[float]) -> None:
@@ -53,7 +56,7 @@ class StepTimer:
         error = None if future.cancelled() else future.exception()
         if future.cancelled() or error is not None:
             with self._lock:
-                if self._rates.get(key) is future:
+                if self._rates.get(key, (None,))[0] is future:
                     del self._rates[key]
                 if isinstance(error, BrokenProcessPool):
                     self._pool = None  # the child died: the next timing starts another

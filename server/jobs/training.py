@@ -9,6 +9,7 @@ own it is, with a budget sized to the device (not 2000 steps of 256 px crops on 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ import torch
 from stylefusion.errors import BudgetTooSmall, InvalidInput
 from stylefusion.style_fit import check_budget, default_backbone, find_backbone
 from stylefusion.train_config import FIT_BATCH, FIT_SIZE, FIT_STEPS
-from stylefusion.train_plan import TrainEstimate, estimate_run, single_style_defaults
+from stylefusion.train_plan import (
+    TrainEstimate,
+    estimate_run,
+    fitting_steps,
+    single_style_defaults,
+)
 
 from ..errors import Unprocessable
 from .estimate import StepTimer
@@ -80,21 +86,35 @@ def form_without_backbone(fields: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in fields.items() if k != "backbone"}
 
 
+def budget_sent(fields: Mapping[str, str]) -> bool:
+    """Whether a form gives its own step or seconds budget."""
+    return bool(fields.get("steps") or fields.get("seconds"))
+
+
 class TrainPlanner:
-    """Expected durations and the seconds-budget check, from step rates the timer measures."""
+    """Budgets that fit the device, expected durations and the seconds-budget check, from
+    step rates the timer measures."""
 
     def __init__(self, settings: WorkerSettings, timer: StepTimer) -> None:
         self.settings = settings
         self.timer = timer
 
-    async def estimate(self, params: TrainParams) -> TrainEstimate:
-        """The run's steps and expected seconds (timed once per kind of run, never on the
-        event loop); 422 naming the minimum for a budget too small to converge."""
+    async def estimate(
+        self, params: TrainParams, budget_sent: bool = True
+    ) -> tuple[TrainParams, TrainEstimate]:
+        """The params to run (a new style sent without a budget: the steps that leave it live
+        within minutes on this device) and their steps and expected seconds, timed once per
+        kind of run and never on the event loop; 422 naming the minimum for a budget too small
+        to converge."""
         config = params.config(Path(), self.settings)
         try:
             if config.backbone is not None:
                 check_budget(config)  # a step budget's minimum needs no timing
-            return estimate_run(config, await self.timer.step_seconds(config))
+            rate = await self.timer.step_seconds(config)
+            if config.backbone is not None and not budget_sent:
+                params = dataclasses.replace(params, steps=fitting_steps(config, rate))
+                config = params.config(Path(), self.settings)
+            return params, estimate_run(config, rate)
         except BudgetTooSmall as exc:
             raise budget_refusal(exc) from None
         except InvalidInput as exc:

@@ -8,6 +8,7 @@ that backbone (the library's new-style job, minutes on a CPU); --backbone names 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shlex
 from collections.abc import Sequence
@@ -17,7 +18,14 @@ from typing import Any
 from ..architecture import VARIANTS
 from ..choices import DEVICE_CHOICES
 from ..errors import Cancelled, NotConverged
-from ..train_config import DEFAULT_STEPS, FIT_BATCH, FIT_SIZE, FIT_STEPS, TrainConfig
+from ..train_config import (
+    DEFAULT_STEPS,
+    FIT_BATCH,
+    FIT_SIZE,
+    FIT_STEPS,
+    MIN_FIT_STEPS,
+    TrainConfig,
+)
 from .common import PROG, fail, positive_float, positive_int, say
 from .ui import interruptible, progress_bar
 
@@ -53,8 +61,9 @@ def add(sub: Any) -> None:
     budget.add_argument(
         "--steps",
         type=positive_int,
-        help=f"training steps (default: {FIT_STEPS} for a new style on a shared backbone, "
-        f"{DEFAULT_STEPS} for a network of its own)",
+        help=f"training steps (default for a new style on a shared backbone: what leaves it "
+        f"live within 5 min on a CPU, 15 s on a GPU, {MIN_FIT_STEPS}..{FIT_STEPS}; for a "
+        f"network of its own {DEFAULT_STEPS})",
     )
     budget.add_argument("--seconds", type=positive_float, help="train for this long instead")
     p.add_argument(
@@ -92,8 +101,7 @@ def add(sub: Any) -> None:
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ..trainer import train
 
-    config = build_config(args, argv)
-    show_estimate(args, config)
+    config = plan(args, build_config(args, argv))
     try:
         with progress_bar(args.quiet, "train", "step") as bar, interruptible() as cancel:
             result = train(config, progress=bar, cancel=cancel)
@@ -140,18 +148,23 @@ def build_config(args: argparse.Namespace, argv: Sequence[str]) -> TrainConfig:
     )  # fmt: skip
 
 
-def show_estimate(args: argparse.Namespace, config: TrainConfig) -> None:
-    """Refuse a budget too small to converge, then say how long the run should take."""
+def plan(args: argparse.Namespace, config: TrainConfig) -> TrainConfig:
+    """Refuse a budget too small to converge; give a new style without a budget the steps that
+    leave it live within minutes on this device; say how long the run should take."""
     from ..style_fit import check_budget
     from ..train_config import validate_config
-    from ..train_plan import estimate_run, measure_step_seconds
+    from ..train_plan import estimate_run, fitting_steps, measure_step_seconds
 
     validate_config(config)
     if config.backbone is not None:
         check_budget(config)  # a step budget's minimum, before any timing
-    if args.quiet:
-        return
-    estimate = estimate_run(config, measure_step_seconds(config))
+    fit_budget = config.backbone is not None and args.steps is None and args.seconds is None
+    if args.quiet and not fit_budget:
+        return config
+    rate = measure_step_seconds(config)
+    if fit_budget:
+        config = dataclasses.replace(config, steps=fitting_steps(config, rate))
+    estimate = estimate_run(config, rate)
     what = {
         "norms": f"the new style's norms on backbone {config.backbone}",
         "fine_tune": f"a fine-tune of backbone {config.backbone}",
@@ -163,6 +176,7 @@ def show_estimate(args: argparse.Namespace, config: TrainConfig) -> None:
         f"{estimate.steps} steps of {estimate.size} px x {estimate.batch_size}, "
         f"{estimate.step_seconds:.2f} s each)",
     )
+    return config
 
 
 def duration(seconds: float) -> str:

@@ -1,7 +1,8 @@
 """What a training job runs unless its form says otherwise, and how long it will take.
 
 By default a new style is a few KB of norms fitted to the shared backbone most styles of the
-models dir use (the library's new-style job: 128 px, batch 4, 120 steps); `backbone` names
+models dir use (the library's new-style job: 128 px, batch 4, and the 60..120 steps that leave
+it live within 5 minutes at the step rate timed on this device); `backbone` names
 another (its id, or a style on it), `fine_tune` trains its convolutions too, `backbone=none`
 trains a network of its own. Where the models dir has no shared backbone, a network of its
 own it is, with a budget sized to the device (not 2000 steps of 256 px crops on a CPU).

@@ -25,3 +25,15 @@ def test_shipped_style_loads_and_stylizes(folder: Path) -> None:
         assert out.shape == frame.shape
         assert np.abs(out.astype(int) - frame).mean() > 5, f"{variant} leaves frames unchanged"
     assert info.meta["variants"][info.variants[0]]["training"].get("command")
+
+
+@pytest.mark.skipif(not FOLDERS, reason="no style folders in models/ yet")
+def test_shipped_styles_share_one_network() -> None:
+    """One backbone for every shipped style: a cold start builds one package per frame size,
+    and viewers in different styles share model calls (issue 18)."""
+    backbones = {read_style(f).meta["variants"]["lite"].get("backbone") for f in FOLDERS}
+    assert len(backbones) == 1 and None not in backbones, backbones
+    (backbone,) = backbones
+    assert (MODELS / ".backbones" / backbone / "backbone.safetensors").is_file()
+    on_disk = {p.name for p in (MODELS / ".backbones").iterdir()}
+    assert on_disk == {backbone}, "a backbone no style uses is dead weight in every clone"

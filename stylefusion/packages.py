@@ -70,7 +70,8 @@ class PackageCompiled:
         self.precision = "int8" if int8 else {torch.bfloat16: "bf16"}.get(self.dtype, "fp32")
         self.isolated = isolated
         self._graphs: dict[Shape, Runner] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one build at a time
+        self._children = threading.Lock()  # guards _builders and _closed (close() takes it)
         self._builders: set[subprocess.Popen[str]] = set()
         self._closed = False
         _LIVE.add(self)
@@ -89,8 +90,10 @@ class PackageCompiled:
 
     def close(self) -> None:
         """Stop a build under way (its child is killed) and refuse new ones."""
-        self._closed = True
-        for child in list(self._builders):
+        with self._children:
+            self._closed = True
+            builders = list(self._builders)
+        for child in builders:
             child.kill()
 
     def _build(self, shape: Shape, norms: torch.Tensor | None) -> Runner:
@@ -148,20 +151,26 @@ class PackageCompiled:
     def _run_child(self, command: list[str]) -> str | None:
         """Run a build child; None on success, else its last line of errors."""
         # a plain interpreter (not multiprocessing's spawn, which imports the server's
-        # __main__ again); started from this thread, it inherits its background niceness
-        child = subprocess.Popen(
-            command,
-            env=os.environ | {"PYTHONPATH": _import_path()},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._builders.add(child)
+        # __main__ again); started from this thread, it inherits its background niceness.
+        # Started and registered under the lock close() takes: a close() landing while the
+        # weights were being written would otherwise miss the child, which built on alone
+        with self._children:
+            if self._closed:
+                raise CompileStopped("closed: no more package builds")
+            child = subprocess.Popen(
+                command,
+                env=os.environ | {"PYTHONPATH": _import_path()},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            self._builders.add(child)
         try:
             _, errors = child.communicate()
         finally:
-            self._builders.discard(child)
+            with self._children:
+                self._builders.discard(child)
         if child.returncode == 0:
             return None
         return (errors.strip().splitlines()[-1:] or [f"exit code {child.returncode}"])[0]

@@ -1,5 +1,6 @@
 """AOTInductor packages: built in a child process beside a serving thread, kept on disk."""
 
+import subprocess
 import threading
 import time
 
@@ -12,7 +13,6 @@ from stylefusion.compiled import BackgroundCompiled
 from stylefusion.errors import CompileStopped
 from stylefusion.packages import PackageCompiled
 from stylefusion.transformer_net import TransformerNet
-
 
 @pytest.fixture(autouse=True)
 def inductor_cache(tmp_path, monkeypatch):
@@ -113,6 +113,32 @@ def test_closing_stops_a_build_under_way() -> None:
     assert "stopped" in str(failures[0])
     with pytest.raises(CompileStopped, match="closed"):
         runner(torch.rand(1, 3, 12, 16))
+
+
+def test_a_close_while_a_build_gets_ready_starts_no_child(monkeypatch) -> None:
+    torch.manual_seed(3)
+    runner = PackageCompiled(TransformerNet(TINY).eval())
+    save, popen = packages.save_transformer, subprocess.Popen
+    started: list[subprocess.Popen] = []
+
+    def save_then_close(*args, **kwargs) -> None:
+        save(*args, **kwargs)
+        runner.close()  # the server stops just as a build's weights are written
+
+    def spy(*args, **kwargs) -> subprocess.Popen:
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(packages, "save_transformer", save_then_close)
+    monkeypatch.setattr(packages.subprocess, "Popen", spy)
+    try:
+        with pytest.raises(CompileStopped), torch.inference_mode():
+            runner(torch.rand(1, 3, 12, 12))
+    finally:
+        for child in started:
+            child.kill()
+            child.wait()
+    assert started == []  # no build child left to run on after its server
 
 
 def test_one_package_per_shape_serves_every_style_and_blend_of_a_multistyle_network() -> None:

@@ -172,6 +172,7 @@ def test_train_end_to_end(
     models = tmp_path / "models"
     argv = ["train", "--style-image", str(style), "--content", str(content_dir), "--name", "tiny"]
     argv += ["--output", str(models), "--variant", "lite", "--steps", "2", "--size", "32"]
+    argv += ["--style-size", "64"]  # the painting's Grams at 512 px: seconds of a CPU
     assert main([*argv, "--batch-size", "2", "--device", "cpu"]) == 0
     assert "loss=" in capsys.readouterr().err  # the bar shows the losses
     meta = json.loads((models / "tiny" / "meta.json").read_text())
@@ -198,7 +199,7 @@ def test_train_without_content_uses_the_shipped_photos(tmp_path: Path) -> None:
     models = tmp_path / "models"
     argv = ["train", "--style-image", str(style), "--name", "plain", "--output", str(models)]
     argv += ["--variant", "lite", "--steps", "1", "--size", "32", "--batch-size", "1"]
-    assert main([*argv, "--device", "cpu", "--quiet"]) == 0
+    assert main([*argv, "--style-size", "64", "--device", "cpu", "--quiet"]) == 0
     meta = json.loads((models / "plain" / "meta.json").read_text())
     config = meta["variants"]["lite"]["training"]["config"]
     assert config["content_dir"] == portable_path(default_photos_dir())  # no absolute path

@@ -80,7 +80,9 @@ async def test_train_job_makes_a_style_with_losses_and_previews(
     assert preview.status == 200
     assert Image.open(io.BytesIO(await preview.read())).format == "JPEG"
     meta = await client.get(done["result_url"], headers=AUTH)
-    assert meta.status == 200 and json.loads(await meta.read())["name"] == "mine"
+    written = json.loads(await meta.read())
+    assert meta.status == 200 and written["name"] == "mine"
+    assert written["variants"]["lite"]["training"]["config"]["style_size"] == 64  # as asked
     assert meta.headers["Content-Disposition"] == 'attachment; filename="mine-meta.json"'
     again = await client.post(
         "/api/jobs/train", data=form({"style_image": style}, name="mine"), headers=AUTH

@@ -117,6 +117,8 @@ async def test_a_bad_or_missing_field_after_the_file_refuses_it_and_deletes_it(
         ("render", [("content", photo), ("style_image", painting), ("colour", "red")], "colour"),
         ("train", [("style_image", painting), ("steps", "3")], "missing field 'name'"),
         ("train", [("style_image", painting), ("name", "alpha")], "overwrite"),
+        ("train", [("style_image", painting), ("name", "x"), ("style_size", "16")], "style size"),
+        ("train", [("style_image", painting), ("name", "x"), ("style_size", "4096")], "1024"),
     ]
     for kind, parts, words in cases:
         status, body = await submit(client, kind, *parts)

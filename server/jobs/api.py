@@ -330,6 +330,7 @@ class JobsApi:
         if isinstance(params, TrainParams):
             caps = [
                 ("size", params.size, config.max_train_size),
+                ("style_size", params.style_size, config.max_train_size),
                 ("batch_size", params.batch_size, config.max_train_batch),
                 ("steps", params.steps, config.max_train_steps),
                 ("seconds", params.seconds, config.max_train_seconds),

@@ -156,6 +156,7 @@ class TrainParams:
     style_weight: float = TrainConfig.style_weight
     backbone: str | None = TrainConfig.backbone
     fine_tune: bool = TrainConfig.fine_tune
+    style_size: int = TrainConfig.style_size  # the painting's short side for its Grams
 
     def check(self) -> None:
         """Raise InvalidInput if the trainer would refuse these settings (name, budget, ...;
@@ -200,6 +201,7 @@ class TrainParams:
             style_weight=self.style_weight,
             backbone=self.backbone,
             fine_tune=self.fine_tune,
+            style_size=self.style_size,
             device=settings.device,
             resume=True,  # a requeued job continues from its checkpoint
             checkpoint_path=checkpoint or folder / CHECKPOINT_FILE,

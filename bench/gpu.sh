@@ -64,7 +64,8 @@ json.dump({"exit": int(sys.argv[2]), "summary": lines[-1] if lines else ""}, ope
   ((dry)) || [[ ! -f $out/cuda_tuning.json ]] || cp "$out/cuda_tuning.json" stylefusion/data/
   # shellcheck disable=SC2086 # the viewer counts are lists
   step "$py" bench/gpu_live.py --out "$out" --peers-480 ${PEERS_480:-1 4 8 12} \
-    --peers-720 ${PEERS_720:-1 4 8} --seconds "${LIVE_SECONDS:-6}" "${flag[@]}"
+    --peers-720 ${PEERS_720:-1 4 8} --seconds "${LIVE_SECONDS:-6}" --data-dir "$work/live" \
+    "${flag[@]}"
 }
 
 part2() {

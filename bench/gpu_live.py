@@ -19,13 +19,16 @@ from typing import Any
 MIN_FPS, MAX_P50_MS = 28.0, 100.0
 
 
-def live_runs(size: str, peers: list[int], seconds: float, dry_run: bool) -> dict[str, Any]:
+def live_runs(
+    size: str, peers: list[int], seconds: float, dry_run: bool, data_dir: Path
+) -> dict[str, Any]:
     """One bench/live.py call (all viewer counts at one size); its JSON."""
     device = ["--device", "cpu", "--variant", "lite", "--no-compile"] if dry_run else [
         "--device", "cuda", "--variant", "full"
     ]  # fmt: skip
     argv = [sys.executable, "bench/live.py", "--mode", "glass", "--fps", "30", "--size", size]
     argv += ["--seconds", str(seconds), "--peers", *map(str, peers), *device]
+    argv += ["--data-dir", str(data_dir)]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
@@ -52,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers-720", type=int, nargs="+", default=[1, 4, 8])
     p.add_argument("--seconds", type=float, default=8.0, help="per viewer count")
     p.add_argument("--dry-run", action="store_true", help="CPU, lite, 64x48, one viewer")
+    p.add_argument("--data-dir", type=Path, default=Path("var/bench"), help="compile cache")
     a = p.parse_args(argv)
     plan = {"640x480": a.peers_480, "1280x720": a.peers_720}
     if a.dry_run:
         plan, a.seconds = {"64x48": [1]}, 3.0
     result: dict[str, Any] = {"limits": {"min_fps": MIN_FPS, "max_round_trip_p50_ms": MAX_P50_MS}}
     for size, peers in plan.items():
-        runs = live_runs(size, peers, a.seconds, a.dry_run)["runs"]
+        runs = live_runs(size, peers, a.seconds, a.dry_run, a.data_dir)["runs"]
         for run in runs:
             run["slowest_stage"] = slowest_stage(run)
         fitting = [r["peers"] for r in runs if fits(r)]

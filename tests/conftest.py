@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,40 @@ TINY = TransformerConfig(channels=(4, 8, 8), residual_blocks=1, edge_kernel=3)
 def _few_threads() -> None:
     # CI has 2 cores; tiny models gain nothing from more threads
     torch.set_num_threads(1)
+
+
+COMPILE_CACHE = "TORCHINDUCTOR_CACHE_DIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One inductor cache for the whole run, every xdist worker and child process: the tiny
+    models' torch.compile kernels are built once, not per test (a cold compile of TINY is
+    36 s of a loaded 2-core box, a warm one 8 s). Tests that prove a cold build give
+    themselves their own cache (test_packages, a server's --data-dir)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, shared by the workers' own basetemps
+    before = os.environ.get(COMPILE_CACHE)
+    os.environ[COMPILE_CACHE] = str(root / "inductor-cache")
+    yield
+    _set_env(COMPILE_CACHE, before)
+
+
+@pytest.fixture(autouse=True)
+def _compile_cache_restored() -> Iterator[None]:
+    """An app under test points inductor at its own --data-dir, process-wide
+    (devices.configure_torch): later tests must not build into an old test's folder."""
+    before = os.environ.get(COMPILE_CACHE)
+    yield
+    _set_env(COMPILE_CACHE, before)
+
+
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 class CancelAfter:

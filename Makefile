@@ -30,8 +30,10 @@ lint: install-dev
 	$(BIN)/ruff check stylefusion server tests bench docs
 	$(BIN)/ruff format --check stylefusion server tests bench docs
 
+# two workers (CI has 2 cores); a file's tests stay on one worker (they share its fixtures)
+TEST_WORKERS ?= 2
 test: install-dev lint
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: install
 	$(BIN)/python bench/run.py --output bench/results.json

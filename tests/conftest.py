@@ -20,6 +20,14 @@ from stylefusion.transformer_net import TransformerConfig, TransformerNet
 TINY = TransformerConfig(channels=(4, 8, 8), residual_blocks=1, edge_kernel=3)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a `slow` test go first (in their order): under make test's xdist
+    (--dist loadfile --no-loadscope-reorder) the long files start at once and the short ones
+    fill in around them, rather than a long one starting last and running alone."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: order within a file is kept
+
+
 @pytest.fixture(autouse=True)
 def _few_threads() -> None:
     # CI has 2 cores; tiny models gain nothing from more threads

@@ -28,6 +28,7 @@ def test_run_bench_random_weights() -> None:
     json.dumps(result)  # JSON-ready
 
 
+@pytest.mark.slow
 def test_run_bench_compiled_on_cpu(models_dir: Path) -> None:
     config = BenchConfig(device="cpu", width=32, height=24, repeats=1, style=models_dir / "alpha")
     result = run_bench(dataclasses.replace(config, compile=True))

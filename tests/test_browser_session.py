@@ -94,6 +94,7 @@ def start_server(models_dir: Path, data_dir: Path, port: int) -> subprocess.Pope
     raise AssertionError("the server did not start")
 
 
+@pytest.mark.slow
 def test_page_reconnects_with_its_style_and_strength_after_a_server_restart(
     models_dir, tmp_path, browser
 ):

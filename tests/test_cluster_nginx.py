@@ -24,7 +24,10 @@ from cluster_helpers import (
 from conftest import make_style_image
 from jobs_helpers import AUTH, TINY_TRAIN, TOKEN, form
 
-pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+pytestmark = [
+    pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed"),
+    pytest.mark.slow,
+]
 
 
 async def _wait_for(check, timeout: float = 60, what: str = "condition") -> None:

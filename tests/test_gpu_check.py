@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_gpu_check_dry_run_writes_every_result(tmp_path: Path) -> None:
     out = tmp_path / "out"

@@ -21,6 +21,7 @@ from server.jobs.keys import JOB_STORE
 from server.jobs.store import JobStore
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # a Ray cluster, training actors
 
 from server.jobs.ray_backend import NAMESPACE, actor_name, checkpoint_path  # noqa: E402
 

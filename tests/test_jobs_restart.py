@@ -22,6 +22,8 @@ from safetensors.torch import load_file
 from server.jobs.keys import JOB_STORE
 from server.jobs.store import JobStore
 
+pytestmark = pytest.mark.slow  # trainings killed and resumed, server processes
+
 RESUMABLE = TINY_TRAIN | {"steps": "40"}
 
 

@@ -8,6 +8,7 @@ import shutil
 import threading
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from conftest import make_tiny_multistyle, make_tiny_style
 from webrtc_helpers import Viewer, difference, pin_cost, test_config
@@ -25,6 +26,7 @@ async def health(client: TestClient) -> dict[str, Any]:
     return await (await client.get("/healthz")).json()
 
 
+@pytest.mark.slow
 async def test_a_cold_server_streams_at_once_and_switches_a_size_when_its_build_lands(
     aiohttp_client, models_dir, tmp_path, monkeypatch
 ):

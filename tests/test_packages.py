@@ -14,6 +14,9 @@ from stylefusion.errors import CompileStopped
 from stylefusion.packages import PackageCompiled
 from stylefusion.transformer_net import TransformerNet
 
+pytestmark = pytest.mark.slow  # every test builds a package in a child: tens of seconds
+
+
 @pytest.fixture(autouse=True)
 def inductor_cache(tmp_path, monkeypatch):
     """The test's own compile cache, where the packages land (as in --data-dir)."""

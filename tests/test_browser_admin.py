@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ async def test_admin_page_trains_a_style_end_to_end(
             await form.locator("input[name=size]").fill("32")
             await form.locator("summary").click()
             await form.locator("input[name=batch_size]").fill("2")
+            await form.locator("input[name=style_size]").fill("64")  # Grams of a small painting
             await form.locator("button[type=submit]").click()
 
             job = page.locator(".job").first
@@ -69,6 +71,8 @@ async def test_admin_page_trains_a_style_end_to_end(
             style_option = page.locator("#video-style option[value=water-lilies]")
             await expect(style_option).to_have_count(1, timeout=20_000)
             assert (models_dir / "water-lilies" / "lite.safetensors").is_file()
+            meta = json.loads((models_dir / "water-lilies" / "meta.json").read_text())
+            assert meta["variants"]["lite"]["training"]["config"]["style_size"] == 64
 
             await job.locator(".job-delete").click()  # the job goes, the style it made stays
             await expect(page.locator(".job")).to_have_count(0)

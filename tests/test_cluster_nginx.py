@@ -87,6 +87,11 @@ async def test_viewers_spread_styles_shared_and_a_dead_nodes_viewers_come_back(
                     assert resp.status == 404
                 async with session.get(f"{front}/api/jobs", headers=AUTH) as resp:
                     assert resp.status == 200
+                # a style trained through the front (node a) goes live on node b (below); it
+                # trains before the viewers come: its worker runs at nice 19, and the viewers
+                # streamed meanwhile for half the test
+                painting = make_style_image(tmp_path / "painting.png", seed=9)
+                name = await _train_through(session, front, painting)
 
                 for i, style in enumerate(("alpha", "beta", "alpha", "beta")):
                     viewer = RoamingViewer(session, front, style, seed=i)
@@ -98,10 +103,6 @@ async def test_viewers_spread_styles_shared_and_a_dead_nodes_viewers_come_back(
                 assert (await _healthz(session, b.url))["peers"] == 2
                 for viewer in viewers:
                     await viewer.styled_stats()
-
-                # a style trained through the front (node a) goes live on node b
-                painting = make_style_image(tmp_path / "painting.png", seed=9)
-                name = await _train_through(session, front, painting)
 
                 async def on_b() -> bool:
                     async with session.get(f"{b.url}/api/styles") as resp:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from stylefusion import devices
 from stylefusion.backbone import write_backbone
 from stylefusion.progress import Progress
 from stylefusion.style_folder import save_shared_style, save_transformer
@@ -29,9 +30,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _few_threads() -> None:
-    # CI has 2 cores; tiny models gain nothing from more threads
+def _few_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CI has 2 cores and make test runs two workers: a test's own process takes one. Library
+    # code that defaults to all cores (a CLI train, run_bench) took both, so the other worker's
+    # nice-19 job workers and package builds starved; tiny models gain nothing from more threads
     torch.set_num_threads(1)
+    monkeypatch.setattr(devices, "cpu_count", lambda: 1)
 
 
 COMPILE_CACHE = "TORCHINDUCTOR_CACHE_DIR"

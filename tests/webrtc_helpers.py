@@ -104,6 +104,12 @@ class FrameReceiver:
             await self.next_image(timeout)
         return await self.next_image(timeout)
 
+    async def fresh_image(self, skip: int = 5, timeout: float = 15) -> np.ndarray:
+        """latest_image of the frames sent from now on (those queued meanwhile are dropped)."""
+        while not self.frames.empty():
+            self.frames.get_nowait()
+        return await self.latest_image(skip, timeout)
+
 
 class Viewer(FrameReceiver):
     """A WebRTC viewer: sends a fake camera, collects stylized frames and control messages."""

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stylefusion.style_folder import read_style
+from stylefusion.style_folder import StyleInfo, list_styles
 
 log = logging.getLogger("ship_styles")
 
@@ -29,10 +29,10 @@ BACKBONES = ".backbones"
 
 def ship(source: Path, output: Path, scores: dict[str, Any] | None = None) -> list[str]:
     """Copy SOURCE's styles (and the backbones they use) into output as shipped styles."""
-    styles = [read_style(p) for p in sorted(source.iterdir()) if _is_style(p)]
+    styles = list_styles(source)
     if not styles:
         raise SystemExit(f"no style folders in {source}")
-    used = {v["backbone"] for s in styles for v in s.meta["variants"].values() if "backbone" in v}
+    used = _backbones_of(styles)
     for backbone in sorted(used):
         target = output / BACKBONES / backbone
         if not target.is_dir():
@@ -54,8 +54,10 @@ def ship(source: Path, output: Path, scores: dict[str, Any] | None = None) -> li
     return [s.name for s in styles]
 
 
-def _is_style(path: Path) -> bool:
-    return path.is_dir() and not path.name.startswith(".") and (path / "meta.json").is_file()
+def _backbones_of(styles: list[StyleInfo]) -> set[str]:
+    """The shared backbones the styles' variants point at."""
+    ids = {s.backbone_id(variant) for s in styles for variant in s.variants}
+    return {i for i in ids if i is not None}
 
 
 def _drop_unused_backbones(models: Path) -> None:
@@ -63,11 +65,7 @@ def _drop_unused_backbones(models: Path) -> None:
     root = models / BACKBONES
     if not root.is_dir():
         return
-    used = set()
-    for folder in models.iterdir():
-        if _is_style(folder):
-            variants = read_style(folder).meta["variants"].values()
-            used |= {v["backbone"] for v in variants if "backbone" in v}
+    used = _backbones_of(list_styles(models))
     for backbone in root.iterdir():
         if backbone.name not in used:
             shutil.rmtree(backbone)
